@@ -1,0 +1,1 @@
+"""The capture pipeline: sources, validation, storage, retention and the grabber loop."""

@@ -1,0 +1,304 @@
+"""The grabber: one good photo per interval, for months, without babysitting.
+
+Each cycle opens the camera, warms it up like the original (a delay, then frames thrown
+away unchecked), reads until a frame passes validation, saves it atomically and prunes.
+A lost camera is retried with capped exponential backoff; a full disk skips the photo
+and keeps running. The schedule is aligned to the wall clock, so it does not drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections import Counter
+
+from camera.clock import SystemClock
+from camera.errors import (
+    CameraError,
+    CameraUnavailable,
+    CorruptFrame,
+    NoGoodFrame,
+    StorageError,
+    StorageFull,
+)
+from camera.frame import Frame
+from camera.imaging import make_photo
+from camera.notify import Notifier
+from camera.retention import Retention
+from camera.source import Source
+from camera.status import Status, write_status
+from camera.store import Photo, PhotoStore
+from camera.validate import GoodFrame, validate, validate_jpeg
+from puccicam.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(CameraError):
+    """The grabber was asked to stop in the middle of a capture."""
+
+
+def next_tick(now: float, interval: float) -> float:
+    """The first multiple of ``interval`` since the epoch strictly after ``now``."""
+    return (math.floor(now / interval + 1e-9) + 1) * interval
+
+
+def _summary(counts: Counter[str]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in counts.most_common()) or "none"
+
+
+class Grabber:
+    """Takes photos from a source on a schedule and keeps the store within its limits."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: Source,
+        *,
+        store: PhotoStore | None = None,
+        retention: Retention | None = None,
+        notifier: Notifier | None = None,
+        clock: SystemClock | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.store = store or PhotoStore(config.photos_dir)
+        self.retention = retention or Retention(
+            self.store,
+            config.storage.retention_hours * 3600,
+            config.storage.min_free_mb * 2**20,
+        )
+        self.notifier = notifier or Notifier()
+        self.clock = clock or SystemClock()
+        self.stop = stop or threading.Event()
+        self.status = Status(
+            pid=os.getpid(),
+            started=self.clock.now(),
+            interval=config.capture.interval,
+            source=source.name,
+        )
+        self._is_open = False
+        self._failures = 0
+
+    @property
+    def keep_open(self) -> bool:
+        """Short intervals keep the device streaming; long ones let the LED go off."""
+        return self.config.capture.interval < self.config.camera.keep_open_below
+
+    # -- one photo ------------------------------------------------------------------
+
+    def _read(self) -> Frame:
+        if self.stop.is_set():
+            raise Interrupted("stopping")
+        return self.source.read()
+
+    def _ensure_open(self) -> int:
+        """Open and warm up the camera, or drain stale frames; return frames discarded."""
+        cam = self.config.camera
+        if self._is_open:
+            for _ in range(cam.drain_frames):
+                self._read()
+            return cam.drain_frames
+        self.source.open()
+        self._is_open = True
+        self._camera_state("ok")
+        if cam.warmup_delay and self.clock.sleep(cam.warmup_delay, self.stop):
+            raise Interrupted("stopping")
+        # Auto-exposure settles and the first frames after streaming starts are often
+        # corrupt (70% on the original's LifeCam); they are dropped without decoding.
+        for _ in range(cam.warmup_frames):
+            self._read()
+        return cam.warmup_frames
+
+    def _close(self) -> None:
+        if self._is_open:
+            self._is_open = False
+            self.source.close()
+
+    def _first_good_frame(self) -> tuple[GoodFrame, Counter[str]]:
+        rejected: Counter[str] = Counter()
+        last: CorruptFrame | None = None
+        for _ in range(self.config.camera.max_attempts):
+            frame = self._read()
+            try:
+                return validate(frame), rejected
+            except CorruptFrame as exc:
+                rejected[exc.reason] += 1
+                self.status.reject(exc.reason)
+                last = exc
+                log.info("frame rejected (%s): %s", exc.reason, exc.detail)
+        raise NoGoodFrame(
+            f"all {self.config.camera.max_attempts} frames tried were rejected "
+            f"({_summary(rejected)}); last: {last}"
+        )
+
+    def capture(self) -> Photo:
+        """Take, validate and store one photo.
+
+        :raises CameraUnavailable: the camera cannot be opened or stopped sending.
+        :raises NoGoodFrame: every frame tried was corrupt.
+        :raises StorageError: the photo could not be written (StorageFull for a full disk).
+        """
+        cap = self.config.capture
+        self.status.last_attempt = self.clock.now()
+        try:
+            skipped = self._ensure_open()
+            good, rejected = self._first_good_frame()
+            taken_at = self.clock.now()
+            jpeg = make_photo(
+                good.image,
+                taken_at,
+                width=cap.width,
+                height=cap.height,
+                quality=cap.jpeg_quality,
+                banner=cap.overlay_text if cap.overlay else None,
+            )
+            photo = self.store.save(
+                jpeg, taken_at, verify=lambda data: validate_jpeg(data, picture=False)
+            )
+        except (CameraUnavailable, NoGoodFrame):
+            self._close()
+            raise
+        finally:
+            if not self.keep_open:
+                self._close()
+        log.info(
+            "photo %s saved (%d bytes); discarded %d warm-up/stale frame(s), rejected %d (%s)",
+            photo.name,
+            len(jpeg),
+            skipped,
+            sum(rejected.values()),
+            _summary(rejected),
+        )
+        self.status.saved += 1
+        self.status.last_success = taken_at
+        self.status.last_photo = photo.name
+        self.status.last_error = None
+        self._failures = 0
+        self.retention.prune(self.clock.now())
+        return photo
+
+    # -- the daemon -----------------------------------------------------------------
+
+    def _camera_state(self, state: str, error: str | None = None) -> None:
+        """Log a camera state change once, not on every retry."""
+        previous, self.status.camera = self.status.camera, state
+        if state == previous:
+            return
+        if state == "ok":
+            log.info(
+                "camera %s ready%s", self.source.name, " again" if previous == "missing" else ""
+            )
+        else:
+            log.warning(
+                "camera %s lost: %s; retrying with backoff up to %g s",
+                self.source.name,
+                error,
+                self.config.camera.backoff_max,
+            )
+
+    def _prepare(self) -> None:
+        """Create the data dir and clear what an interrupted run left behind."""
+        try:
+            self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as exc:
+            raise StorageError(
+                f"data dir {self.config.data_dir} cannot be created: {exc.strerror}"
+            ) from exc
+        self.store.remove_stale_temps()
+
+    def _write_status(self) -> None:
+        try:
+            write_status(self.config.status_path, self.status)
+        except StorageError as exc:
+            log.debug("status not written: %s", exc)
+
+    def _sleep_until(self, deadline: float) -> bool:
+        """Sleep until ``deadline``, pinging the watchdog; return False if asked to stop."""
+        step = self.notifier.watchdog_interval
+        while (remaining := deadline - self.clock.now()) > 0:
+            self.notifier.watchdog()
+            if self.clock.sleep(min(remaining, step / 2) if step else remaining, self.stop):
+                return False
+        return not self.stop.is_set()
+
+    def cycle(self) -> bool:
+        """One scheduled capture with its errors handled; False if the camera is missing."""
+        try:
+            photo = self.capture()
+        except Interrupted:
+            return True
+        except CameraUnavailable as exc:
+            self._failures += 1
+            self.status.failed += 1
+            self.status.last_error = str(exc)
+            self._camera_state("missing", str(exc))
+            return False
+        except NoGoodFrame as exc:
+            self.status.failed += 1
+            self.status.last_error = str(exc)
+            log.warning("no photo this time: %s", exc)
+        except StorageError as exc:
+            self.status.failed += 1
+            self.status.last_error = str(exc)
+            hint = " (freeing space)" if isinstance(exc, StorageFull) else ""
+            log.error("photo not saved: %s%s; will try again next time", exc, hint)
+            self.retention.prune(self.clock.now())
+        else:
+            self.notifier.watchdog()
+            self.notifier.status(
+                f"last photo {photo.name}, {self.status.saved} saved, "
+                f"{sum(self.status.rejected.values())} frames rejected"
+            )
+        return True
+
+    def run(self) -> None:
+        """Capture on schedule until ``stop`` is set (SIGTERM/SIGINT in the CLI)."""
+        interval = self.config.capture.interval
+        lead = 0.0 if self.keep_open else self.config.camera.warmup_delay
+        self._prepare()
+        self.retention.prune(self.clock.now())
+        log.info(
+            "grabbing from %s every %g s into %s (%s between photos)",
+            self.source.name,
+            interval,
+            self.store.root,
+            "device kept open" if self.keep_open else "device closed",
+        )
+        self.notifier.ready(f"capturing every {interval:g} s from {self.source.name}")
+        try:
+            while not self.stop.is_set():
+                if self.cycle():
+                    # Start early by the warm-up delay so the photo lands on the boundary.
+                    wake = next_tick(self.clock.now() + lead, interval) - lead
+                    self.status.next_capture = wake + lead
+                else:
+                    delay = min(self.config.camera.backoff_max, 2.0 ** (self._failures - 1))
+                    wake = self.clock.now() + delay
+                    self.status.next_capture = wake
+                    self.notifier.status(f"camera missing, retrying in {delay:g} s")
+                self._write_status()
+                if not self._sleep_until(wake):
+                    break
+        finally:
+            self._close()
+            self.status.next_capture = None
+            self._write_status()
+            self.notifier.stopping()
+            log.info("grabber stopped after %d photo(s)", self.status.saved)
+
+    def run_once(self) -> Photo:
+        """Take one photo now (``grab --once``); errors propagate to the caller."""
+        self._prepare()
+        try:
+            return self.capture()
+        except CameraError as exc:
+            self.status.failed += 1
+            self.status.last_error = str(exc)
+            raise
+        finally:
+            self._close()
+            self._write_status()

@@ -1,0 +1,102 @@
+"""Keeps exactly the last N hours of photos, and a floor of free disk space.
+
+Age is the capture time in the photo's name, not the file's mtime (``find -mtime +1``
+in the original kept up to 48 hours). Only photos the store wrote are ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from camera.store import Photo, PhotoStore
+
+log = logging.getLogger(__name__)
+
+
+def disk_free(path: Path) -> int:
+    """Bytes free for an unprivileged writer on the filesystem holding ``path``."""
+    return shutil.disk_usage(path).free
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    expired: int = 0
+    for_space: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.expired + self.for_space
+
+
+class Retention:
+    """Deletes expired photos oldest first, cheaply enough to run after every capture.
+
+    The photos of the oldest hour are listed once and then consumed from the front, so
+    a prune that deletes nothing costs one comparison, however short the interval.
+    """
+
+    def __init__(
+        self,
+        store: PhotoStore,
+        keep_seconds: float,
+        min_free_bytes: int,
+        free_bytes: Callable[[Path], int] = disk_free,
+    ) -> None:
+        self.store = store
+        self.keep_seconds = keep_seconds
+        self.min_free_bytes = min_free_bytes
+        self.free_bytes = free_bytes
+        self._oldest: deque[Photo] = deque()
+
+    def _peek(self) -> Photo | None:
+        if not self._oldest:
+            self._oldest.extend(self.store.oldest_hour())
+        return self._oldest[0] if self._oldest else None
+
+    def _delete_oldest(self) -> Photo:
+        photo = self._oldest.popleft()
+        self.store.delete(photo)
+        return photo
+
+    def prune(self, now: float) -> PruneResult:
+        """Delete photos older than the window, then more while the disk is below its floor."""
+        cutoff = now - self.keep_seconds
+        expired = 0
+        while (photo := self._peek()) is not None and photo.taken_at < cutoff:
+            self._delete_oldest()
+            expired += 1
+        if expired:
+            log.info("deleted %d photo(s) older than %g hours", expired, self.keep_seconds / 3600)
+        for_space = self._free_space()
+        return PruneResult(expired, for_space)
+
+    def _free_space(self) -> int:
+        if not self.min_free_bytes or not self.store.root.exists():
+            return 0
+        deleted = 0
+        newest = None
+        while self.free_bytes(self.store.root) < self.min_free_bytes:
+            newest = newest or self.store.latest()
+            photo = self._peek()
+            if photo is None or photo == newest:
+                log.warning(
+                    "disk below its %d MB floor with no older photo left to delete: "
+                    "something else is filling %s",
+                    self.min_free_bytes // 2**20,
+                    self.store.root,
+                )
+                break
+            self._delete_oldest()
+            deleted += 1
+        if deleted:
+            log.warning(
+                "disk below its %d MB free floor: deleted the %d oldest photo(s)",
+                self.min_free_bytes // 2**20,
+                deleted,
+            )
+        return deleted

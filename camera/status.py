@@ -1,0 +1,56 @@
+"""The grabber's status file: what the web app and ``puccicam status`` show operators."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from camera.fsutil import write_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Status:
+    """A snapshot of the grabber, rewritten atomically after every cycle."""
+
+    pid: int = 0
+    started: float | None = None
+    interval: float = 0.0
+    source: str = ""
+    camera: str = "unknown"  # "ok", "missing" or "unknown"
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_photo: str | None = None
+    saved: int = 0
+    failed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+    next_capture: float | None = None
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+def write_status(path: Path, status: Status) -> None:
+    """Replace the status file in one rename; readers never see half of it.
+
+    Not fsynced: it is rewritten every cycle, and after a power cut a stale or missing
+    status is harmless, while an fsync per cycle would wear an SD card for nothing.
+    """
+    write_atomic(path, json.dumps(asdict(status), indent=1).encode(), durable=False)
+
+
+def read_status(path: Path) -> Status | None:
+    """The last status written, or None if the grabber never ran (or the file is bad)."""
+    try:
+        raw = json.loads(path.read_text())
+        known = Status.__dataclass_fields__
+        return Status(**{k: v for k, v in raw.items() if k in known})
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("status file %s is unreadable: %s", path, exc)
+        return None

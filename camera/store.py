@@ -1,0 +1,217 @@
+"""The photo store: the one API for writing, listing and opening photos.
+
+Photos live under ``photos/YYYYMMDD/HH/`` and are named by their capture time in UTC,
+``20261126T073000.200Z.jpg``, so names sort by time and a time range maps straight to
+a few hour directories: listing the last 24 hours reads at most 25 small directories
+however many days have passed. Names are only ever parsed here; nothing a caller (or a
+web client) passes in reaches the filesystem unless it is a name this store writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from camera.errors import PhotoNotFound, StorageError
+from camera.fsutil import TEMP_PREFIX, write_atomic
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{8})T(\d{6})\.(\d{3})Z\.jpg$")
+_DAY = re.compile(r"^\d{8}$")
+_HOUR = re.compile(r"^\d{2}$")
+
+
+@dataclass(frozen=True, order=True)
+class Photo:
+    """A stored photo: its name and its capture time (seconds since the epoch)."""
+
+    taken_at: float
+    name: str
+
+    @property
+    def taken(self) -> datetime:
+        return datetime.fromtimestamp(self.taken_at, UTC)
+
+
+def photo_name(taken_at: float) -> str:
+    """The file name for a capture time: UTC, millisecond precision, sortable."""
+    millis = round(taken_at * 1000)
+    stamp = datetime.fromtimestamp(millis // 1000, UTC)
+    return f"{stamp:%Y%m%dT%H%M%S}.{millis % 1000:03d}Z.jpg"
+
+
+def parse_name(name: str) -> Photo | None:
+    """The Photo a name stands for, or None if this store never writes such a name."""
+    match = _NAME.match(name)
+    if not match:
+        return None
+    day, clock, millis = match.groups()
+    try:
+        stamp = datetime.strptime(day + clock, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return Photo(stamp.timestamp() + int(millis) / 1000, name)
+
+
+def _hour_key(taken_at: float) -> tuple[str, str]:
+    stamp = datetime.fromtimestamp(taken_at, UTC)
+    return f"{stamp:%Y%m%d}", f"{stamp:%H}"
+
+
+class PhotoStore:
+    """Photos under one directory; safe against power cuts and half-written files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, taken_at: float) -> Path:
+        day, hour = _hour_key(taken_at)
+        return self.root / day / hour
+
+    def path(self, name: str) -> Path:
+        """The path of an existing photo.
+
+        :raises PhotoNotFound: the name is not a photo name or no such photo is stored.
+        """
+        photo = parse_name(name)
+        if photo is None:
+            raise PhotoNotFound(f"{name!r} is not a photo name")
+        path = self._dir(photo.taken_at) / photo.name
+        if not path.is_file():
+            raise PhotoNotFound(f"no photo named {name}")
+        return path
+
+    def read(self, name: str) -> bytes:
+        """The bytes of an existing photo."""
+        try:
+            return self.path(name).read_bytes()
+        except FileNotFoundError:
+            raise PhotoNotFound(f"no photo named {name}") from None
+
+    def save(
+        self, jpeg: bytes, taken_at: float, verify: Callable[[bytes], object] | None = None
+    ) -> Photo:
+        """Store a photo atomically, read it back and check it before it counts.
+
+        :raises StorageFull: the disk is full; nothing was left behind.
+        :raises StorageError: the write failed or the file did not read back intact.
+        """
+        directory = self._dir(taken_at)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        name = photo_name(taken_at)
+        # Two photos in one millisecond only happen when the clock steps back: keep both.
+        while (directory / name).exists():
+            taken_at += 0.001
+            name = photo_name(taken_at)
+        path = directory / name
+        write_atomic(path, jpeg)
+        try:
+            stored = path.read_bytes()
+            if stored != jpeg:
+                raise StorageError(f"{name} read back different from what was written")
+            if verify is not None:
+                verify(stored)
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(f"{name} did not read back intact: {exc}") from exc
+        return Photo(parse_name(name).taken_at, name)  # type: ignore[union-attr]
+
+    def _hour_dirs(
+        self, since: float | None, until: float | None, newest_first: bool
+    ) -> list[Path]:
+        """Hour directories that can hold photos taken in [since, until]."""
+        low = _hour_key(since) if since is not None else ("", "")
+        high = _hour_key(until) if until is not None else ("99999999", "99")
+        try:
+            days = sorted(
+                (
+                    e.name
+                    for e in os.scandir(self.root)
+                    if _DAY.match(e.name) and low[0] <= e.name <= high[0]
+                ),
+                reverse=newest_first,
+            )
+        except FileNotFoundError:
+            return []
+        dirs = []
+        for day in days:
+            try:
+                hours = sorted(
+                    (e.name for e in os.scandir(self.root / day) if _HOUR.match(e.name)),
+                    reverse=newest_first,
+                )
+            except FileNotFoundError:
+                continue
+            dirs += [self.root / day / h for h in hours if low <= (day, h) <= high]
+        return dirs
+
+    @staticmethod
+    def _list(directory: Path) -> list[Photo]:
+        try:
+            names = [e.name for e in os.scandir(directory) if e.name.endswith("Z.jpg")]
+        except FileNotFoundError:
+            return []
+        return sorted(p for p in map(parse_name, names) if p is not None)
+
+    def photos(
+        self, since: float | None = None, until: float | None = None, *, newest_first: bool = False
+    ) -> Iterator[Photo]:
+        """Photos taken in [since, until], in time order, read one hour at a time."""
+        for directory in self._hour_dirs(since, until, newest_first):
+            found = self._list(directory)
+            if newest_first:
+                found.reverse()
+            for photo in found:
+                if (since is None or photo.taken_at >= since) and (
+                    until is None or photo.taken_at <= until
+                ):
+                    yield photo
+
+    def oldest_hour(self) -> list[Photo]:
+        """The photos of the oldest hour directory that has any, oldest first."""
+        for directory in self._hour_dirs(None, None, newest_first=False):
+            found = self._list(directory)
+            if found:
+                return found
+        return []
+
+    def latest(self) -> Photo | None:
+        """The newest photo, found by reading only the newest hour directory that has one."""
+        return next(self.photos(newest_first=True), None)
+
+    def delete(self, photo: Photo) -> None:
+        """Remove a photo, and its hour and day directories once they are empty."""
+        directory = self._dir(photo.taken_at)
+        with contextlib.suppress(FileNotFoundError):
+            (directory / photo.name).unlink()
+        for empty in (directory, directory.parent):
+            try:
+                empty.rmdir()
+            except OSError:
+                break
+
+    def remove_stale_temps(self) -> int:
+        """Delete temp files a killed writer left behind; only our own temp names."""
+        removed = 0
+        for directory in self._hour_dirs(None, None, newest_first=False):
+            for entry in os.scandir(directory):
+                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        if removed:
+            log.info("removed %d stale temp file(s) left by an interrupted save", removed)
+        return removed

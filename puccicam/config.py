@@ -1,0 +1,278 @@
+"""One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
+
+Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``) except the
+top-level ``data_dir`` and ``log_level``. The environment variable for a key is its
+dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
+``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
+options are applied last. A bad value stops start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "PUCCICAM_"
+CONFIG_ENV = "PUCCICAM_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or out of range; the message names it."""
+
+
+def _key(default: Any, help: str, **limits: Any) -> Any:
+    """A config field with its documentation and limits kept beside its default."""
+    return field(default=default, metadata={"help": help, **limits})
+
+
+def _default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/puccicam``: a per-user place that is never inside the checkout."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "puccicam"
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Where frames come from and how the device is treated."""
+
+    source: str = _key(
+        "/dev/video0",
+        "/dev/videoN, /dev/v4l/by-id/..., an index, a video file, an image pattern, "
+        "an http(s)/rtsp URL, or replay:DIR",
+    )
+    fps: float = _key(30.0, "frame rate asked of the camera; replay: sources play at it", min=1)
+    warmup_delay: float = _key(3.0, "seconds to wait after opening before reading", min=0)
+    warmup_frames: int = _key(13, "frames discarded after the delay, unchecked", min=0)
+    max_attempts: int = _key(10, "frames tried per photo before giving up", min=1)
+    read_timeout: int = _key(5, "seconds a V4L2 read may wait for a frame", min=1, max=60)
+    keep_open_below: float = _key(
+        30.0, "intervals shorter than this keep the device open between photos", min=0
+    )
+    drain_frames: int = _key(2, "stale frames read and dropped before each kept-open shot", min=0)
+    buffer_size: int = _key(1, "V4L2 buffers asked for (fewer means fresher frames)", min=1)
+    backoff_max: float = _key(60.0, "longest wait between attempts to reopen a lost camera", min=1)
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """What a saved photo looks like and how often one is taken."""
+
+    interval: float = _key(300.0, "seconds between photos, aligned to the clock", min=0.2)
+    width: int = _key(320, "saved photo width in pixels", min=16, max=4096)
+    height: int = _key(240, "saved photo height in pixels", min=16, max=4096)
+    jpeg_quality: int = _key(80, "JPEG quality of saved photos", min=1, max=100)
+    overlay: bool = _key(True, "draw a timestamp banner across the bottom")
+    overlay_text: str = _key(
+        "puccicam  %Y-%m-%d %H:%M:%S %Z", "banner text, strftime format, local time"
+    )
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """How long photos are kept and how much disk must stay free."""
+
+    retention_hours: float = _key(
+        24.0, "photos older than this (by capture time) are deleted", min=0.01
+    )
+    min_free_mb: int = _key(64, "below this free space the oldest photos are deleted", min=0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; every piece of state lives under ``data_dir``."""
+
+    data_dir: Path = _key(MISSING, "directory holding photos, status and (later) accounts")
+    log_level: str = _key(
+        "INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.data_dir / "photos"
+
+    @property
+    def status_path(self) -> Path:
+        return self.data_dir / "status.json"
+
+
+SECTIONS: dict[str, type] = {
+    "camera": CameraConfig,
+    "capture": CaptureConfig,
+    "storage": StorageConfig,
+}
+TOP_LEVEL = ("data_dir", "log_level")
+
+
+def all_keys() -> list[tuple[str, Any, str]]:
+    """Every dotted key with its default and help text, for docs and ``--help``."""
+    keys = [
+        (
+            f.name,
+            "$XDG_DATA_HOME/puccicam" if f.default is MISSING else f.default,
+            f.metadata["help"],
+        )
+        for f in fields(Config)
+        if f.name in TOP_LEVEL
+    ]
+    for section, cls in SECTIONS.items():
+        keys += [(f"{section}.{f.name}", f.default, f.metadata["help"]) for f in fields(cls)]
+    return keys
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets a dotted key."""
+    return ENV_PREFIX + key.replace(".", "_").upper()
+
+
+def _field_type(cls: type, name: str) -> type:
+    hint = typing.get_type_hints(cls)[name]
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
+    """Turn a TOML value or an environment string into the field's type."""
+    where = f"{key} (from {origin})"
+    if isinstance(value, str) and kind is not str and kind is not Path:
+        text = value.strip()
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        try:
+            return kind(text)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value).expanduser()
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) -> None:
+    where = f"{key} (from {origin})"
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{where}: must be at least {meta['min']}, got {value}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{where}: must be at most {meta['max']}, got {value}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+
+
+def _lookup(key: str) -> tuple[type, str, Mapping[str, Any]]:
+    """(dataclass, field name, metadata) for a dotted key, or ConfigError."""
+    section, _, name = key.rpartition(".")
+    cls = SECTIONS.get(section) if section else Config
+    if (
+        cls is None
+        or name not in {f.name for f in fields(cls)}
+        or (not section and name not in TOP_LEVEL)
+    ):
+        known = ", ".join(k for k, _, _ in all_keys())
+        raise ConfigError(f"unknown configuration key {key!r}; known keys: {known}")
+    meta = next(f.metadata for f in fields(cls) if f.name == name)
+    return cls, name, meta
+
+
+def _flatten_toml(doc: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"unknown section [{name}] in {path}; known: {', '.join(SECTIONS)}"
+                )
+            flat.update({f"{name}.{k}": v for k, v in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return _flatten_toml(tomllib.load(fh), path)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def load_config(
+    path: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from defaults, a TOML file, the environment and overrides.
+
+    ``path`` falls back to ``$PUCCICAM_CONFIG``; ``overrides`` are dotted keys from the
+    command line, where ``None`` means "not given".
+    :raises ConfigError: naming the first bad key and where its value came from.
+    """
+    env = os.environ if env is None else env
+    layers: list[tuple[str, dict[str, Any]]] = []
+    path = path or env.get(CONFIG_ENV) or None
+    if path is not None:
+        path = Path(path).expanduser()
+        layers.append((str(path), _read_toml(path)))
+    env_keys = {env_name(k): k for k, _, _ in all_keys()}
+    from_env = {}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        if var not in env_keys:
+            raise ConfigError(f"unknown environment variable {var}; see README for the keys")
+        from_env[env_keys[var]] = value
+    layers.append(("environment", from_env))
+    layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
+
+    values: dict[str, tuple[Any, str]] = {}
+    for origin, layer in layers:
+        for key, raw in layer.items():
+            cls, name, meta = _lookup(key)
+            origin_name = env_name(key) if origin == "environment" else origin
+            value = _coerce(key, _field_type(cls, name), raw, origin_name)
+            _check_limits(key, meta, value, origin_name)
+            values[key] = (value, origin_name)
+
+    top = {k: v for k, (v, _) in values.items() if "." not in k}
+    top.setdefault("data_dir", _default_data_dir())
+    sections = {
+        section: replace(
+            cls(),
+            **{
+                k.split(".", 1)[1]: v for k, (v, _) in values.items() if k.startswith(section + ".")
+            },
+        )
+        for section, cls in SECTIONS.items()
+    }
+    config = Config(**top, **sections)
+    log.debug(
+        "configuration loaded from %s", ", ".join(o for o, layer in layers if layer) or "defaults"
+    )
+    return config

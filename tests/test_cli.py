@@ -1,0 +1,163 @@
+"""The puccicam command as an operator uses it, including the real grabber process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from puccicam.cli import main
+from tests.conftest import BAD, FRAMES_DIR, GOOD
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_check_prints_a_line_per_file_and_exits_1_on_any_rejection(runner):
+    files = [str(FRAMES_DIR / n) for n in ("good-chelsea.jpg", "bad-truncated.jpg")]
+    result = runner.invoke(main, ["check", *files])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == f"{files[0]}: ok"
+    assert lines[1].startswith(f"{files[1]}: rejected: truncated: ")
+
+
+def test_check_all_good_exits_0(runner):
+    result = runner.invoke(main, ["check", *(str(FRAMES_DIR / n) for n in GOOD)])
+    assert result.exit_code == 0 and result.output.count(": ok") == len(GOOD)
+
+
+def test_check_every_bad_fixture(runner):
+    result = runner.invoke(main, ["check", *(str(FRAMES_DIR / n) for n in BAD)])
+    assert result.exit_code == 1 and result.output.count(": rejected: ") == len(BAD)
+
+
+def test_check_missing_file(runner, tmp_path):
+    result = runner.invoke(main, ["check", str(tmp_path / "nope.jpg")])
+    assert result.exit_code == 1 and "rejected: unreadable: No such file" in result.output
+
+
+def test_grab_once_saves_a_photo_that_check_accepts(runner, tmp_path):
+    data = tmp_path / "data"
+    args = ["grab", "--once", "--data-dir", str(data), "--source", f"replay:{FRAMES_DIR}"]
+    result = runner.invoke(main, args, env={"PUCCICAM_CAMERA_WARMUP_DELAY": "0"})
+    assert result.exit_code == 0, result.output
+    photo = Path(result.output.strip().splitlines()[-1])
+    assert photo.is_file() and photo.is_relative_to(data / "photos")
+    assert runner.invoke(main, ["check", str(photo)]).exit_code == 0
+    status = runner.invoke(main, ["status", "--data-dir", str(data)])
+    assert "last photo:" in status.output and photo.name in status.output
+    as_json = json.loads(runner.invoke(main, ["status", "--json", "--data-dir", str(data)]).output)
+    assert as_json["saved"] == 1
+
+
+def test_grab_once_without_camera_fails_with_a_clear_message(runner, tmp_path):
+    result = runner.invoke(
+        main, ["grab", "--once", "--data-dir", str(tmp_path), "--source", "/dev/video99"]
+    )
+    assert result.exit_code == 1
+    assert "Error: camera /dev/video99 could not be opened: is it plugged in" in result.output
+
+
+def test_bad_option_names_the_key(runner, tmp_path):
+    result = runner.invoke(
+        main, ["grab", "--once", "--data-dir", str(tmp_path), "--interval", "0.01"]
+    )
+    assert result.exit_code == 1
+    assert "capture.interval (from command line): must be at least 0.2" in result.output
+
+
+def test_bad_config_file_names_the_key(runner, tmp_path):
+    toml = tmp_path / "p.toml"
+    toml.write_text("[storage]\nretention_hours = -1\n")
+    result = runner.invoke(main, ["prune", "--config", str(toml)])
+    assert result.exit_code == 1 and "storage.retention_hours" in result.output
+
+
+def test_status_before_any_run(runner, tmp_path):
+    result = runner.invoke(main, ["status", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "the grabber has not run" in result.output
+
+
+def test_prune_reports_what_it_deleted(runner, tmp_path, good_frame):
+    from camera.store import PhotoStore
+
+    store = PhotoStore(tmp_path / "photos")
+    store.save(good_frame, time.time() - 2 * 86400)
+    store.save(good_frame, time.time() - 60)
+    result = runner.invoke(main, ["prune", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0 and "deleted 1 photo(s) older than 24 h" in result.output
+    assert len(list(store.photos())) == 1
+
+
+def _start_grabber(data: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "puccicam",
+            "grab",
+            "--data-dir",
+            str(data),
+            "--source",
+            f"replay:{FRAMES_DIR}",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PUCCICAM_CAMERA_WARMUP_DELAY": "0", **(env or {})},
+    )
+
+
+def _wait_for_photos(data: Path, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list((data / "photos").rglob("*Z.jpg"))) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} photos after {timeout} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_real_grabber_exits_0_within_2_s_and_leaves_no_temp(tmp_path, signum):
+    data = tmp_path / "data"
+    proc = _start_grabber(data, "--interval", "0.2")
+    try:
+        _wait_for_photos(data, 8)  # past the warm-up, into the replayed corrupt frames
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        proc.wait(timeout=5)
+        elapsed = time.monotonic() - sent
+    finally:
+        proc.kill()
+    _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert elapsed < 2
+    assert not list(data.rglob(".tmp-*"))
+    assert "frame rejected" in err  # the replayed corrupt frames show in the log
+    assert "grabber stopped after" in err
+
+
+def test_journald_lines_carry_syslog_priorities(tmp_path):
+    data = tmp_path / "data"
+    proc = _start_grabber(data, "--interval", "0.2", env={"JOURNAL_STREAM": "8:1234"})
+    try:
+        _wait_for_photos(data, 2)
+        proc.terminate()
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    _out, err = proc.communicate()
+    lines = err.splitlines()
+    assert lines and all(line[:3] in ("<6>", "<4>", "<3>", "<7>") for line in lines)
+    assert any(line.startswith("<6>camera.grabber: photo ") for line in lines)

@@ -1,0 +1,97 @@
+"""Config layers: defaults < TOML < PUCCICAM_* < command line; bad values name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from puccicam.config import ConfigError, all_keys, env_name, load_config
+
+
+def test_defaults_match_the_original_camera_settings(tmp_path):
+    config = load_config(env={"XDG_DATA_HOME": str(tmp_path)})
+    assert config.capture.interval == 300
+    assert (config.capture.width, config.capture.height, config.capture.jpeg_quality) == (
+        320,
+        240,
+        80,
+    )
+    assert (config.camera.warmup_delay, config.camera.warmup_frames) == (3, 13)
+    assert config.storage.retention_hours == 24
+    assert config.data_dir.name == "puccicam"
+
+
+def test_layers_apply_in_order(tmp_path):
+    toml = tmp_path / "puccicam.toml"
+    toml.write_text(
+        'data_dir = "/srv/a"\n[capture]\ninterval = 60\njpeg_quality = 70\n[camera]\nsource = "1"\n'
+    )
+    env = {"PUCCICAM_CAPTURE_INTERVAL": "30", "PUCCICAM_CAPTURE_OVERLAY": "off"}
+    config = load_config(toml, env=env, overrides={"capture.interval": 10.5, "camera.source": None})
+    assert config.capture.interval == 10.5  # command line wins
+    assert config.capture.jpeg_quality == 70  # from TOML
+    assert config.capture.overlay is False  # from the environment
+    assert config.camera.source == "1"  # None on the command line means "not given"
+    assert config.data_dir == Path("/srv/a")
+
+
+def test_config_file_from_environment(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("[storage]\nretention_hours = 2\n")
+    assert load_config(env={"PUCCICAM_CONFIG": str(toml)}).storage.retention_hours == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"PUCCICAM_CAPTURE_INTERVAL": "0.1"},
+            "capture.interval (from PUCCICAM_CAPTURE_INTERVAL): must be at least 0.2",
+        ),
+        (
+            {"PUCCICAM_CAPTURE_INTERVAL": "often"},
+            "capture.interval (from PUCCICAM_CAPTURE_INTERVAL): expected a float",
+        ),
+        ({"PUCCICAM_CAPTURE_JPEG_QUALITY": "101"}, "capture.jpeg_quality"),
+        ({"PUCCICAM_CAPTURE_OVERLAY": "maybe"}, "capture.overlay"),
+        ({"PUCCICAM_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"PUCCICAM_CAMERA_SORCE": "x"}, "unknown environment variable PUCCICAM_CAMERA_SORCE"),
+    ],
+)
+def test_bad_environment_values_name_the_key(env, message):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+    ):
+        load_config(env=env)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[capture]\ninterval = 'fast'\n", "capture.interval"),
+        ("[capture]\nintervall = 5\n", "unknown configuration key 'capture.intervall'"),
+        ("[cam]\nsource = 'x'\n", r"unknown section \[cam\]"),
+        ("[capture\n", "not valid TOML"),
+        ("[capture]\noverlay = 1\n", "capture.overlay"),
+    ],
+)
+def test_bad_toml_names_the_key(tmp_path, text, message):
+    toml = tmp_path / "bad.toml"
+    toml.write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(toml, env={})
+    assert (
+        "capture" in str(caught.value) or "cam" in str(caught.value) or "TOML" in str(caught.value)
+    )
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_readme_documents_every_key():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [k for k, _, _ in all_keys() if f"`{k}`" not in readme or env_name(k) not in readme]
+    assert not missing, f"README does not document {missing}"

@@ -1,0 +1,42 @@
+"""Photos are fitted without squashing, bannered on request, and encoded as asked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from camera.imaging import draw_banner, fit, make_photo
+from camera.validate import validate_jpeg
+from tests.conftest import frame_bytes
+from tests.fakes import EPOCH
+
+
+def test_fit_crops_wide_frames_instead_of_squashing():
+    wide = np.zeros((720, 1280, 3), np.uint8)
+    wide[:, :160] = 255  # a white strip at the far left is cropped away
+    out = fit(wide, 320, 240)
+    assert out.shape == (240, 320, 3) and out[:, :5].max() == 0
+
+
+def test_banner_darkens_the_bottom_and_writes_text():
+    image = validate_jpeg(frame_bytes("good-chelsea.jpg")).image
+    out = draw_banner(image, EPOCH, "puccicam %Y-%m-%d %H:%M:%S")
+    assert (out[:200] == image[:200]).all()
+    bottom_before, bottom_after = image[-8:].astype(int), out[-8:].astype(int)
+    assert (out[-24:].max(axis=2) >= 250).any()  # white text in the band
+    assert np.median(bottom_after) < np.median(bottom_before)
+
+
+def test_overlay_can_be_switched_off_and_the_photo_still_validates():
+    image = validate_jpeg(frame_bytes("good-640x480.jpg")).image
+    plain = make_photo(image, EPOCH, width=320, height=240, quality=80, banner=None)
+    bannered = make_photo(image, EPOCH, width=320, height=240, quality=80, banner="%H:%M")
+    assert plain != bannered
+    for photo in (plain, bannered):
+        assert validate_jpeg(photo).image.shape == (240, 320, 3)
+
+
+def test_quality_is_applied():
+    image = validate_jpeg(frame_bytes("good-chelsea.jpg")).image
+    low = make_photo(image, EPOCH, width=320, height=240, quality=30, banner=None)
+    high = make_photo(image, EPOCH, width=320, height=240, quality=95, banner=None)
+    assert len(low) < len(high) / 2
