@@ -65,7 +65,7 @@ class Grabber:
     ) -> None:
         self.config = config
         self.source = source
-        self.store = store or PhotoStore(config.photos_dir)
+        self.store = store or PhotoStore(config.photos_dir, config.thumbs_dir)
         self.retention = retention or Retention(
             self.store,
             config.storage.retention_hours * 3600,

@@ -9,10 +9,13 @@ web client) passes in reaches the filesystem unless it is a name this store writ
 
 from __future__ import annotations
 
+import bisect
+import calendar
 import contextlib
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,15 +52,16 @@ def photo_name(taken_at: float) -> str:
 
 def parse_name(name: str) -> Photo | None:
     """The Photo a name stands for, or None if this store never writes such a name."""
-    match = _NAME.match(name)
-    if not match:
+    if not _NAME.match(name):
         return None
-    day, clock, millis = match.groups()
-    try:
-        stamp = datetime.strptime(day + clock, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    except ValueError:
+    year, month, day = int(name[0:4]), int(name[4:6]), int(name[6:8])
+    hour, minute, second = int(name[9:11]), int(name[11:13]), int(name[13:15])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
         return None
-    return Photo(stamp.timestamp() + int(millis) / 1000, name)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    return Photo(seconds + int(name[16:19]) / 1000, name)
 
 
 def _hour_key(taken_at: float) -> tuple[str, str]:
@@ -66,10 +70,24 @@ def _hour_key(taken_at: float) -> tuple[str, str]:
 
 
 class PhotoStore:
-    """Photos under one directory; safe against power cuts and half-written files."""
+    """Photos under one directory; safe against power cuts and half-written files.
 
-    def __init__(self, root: Path) -> None:
+    ``thumbs_root`` mirrors the photo tree for thumbnails, so deleting a photo deletes
+    its thumbnail. ``cache_listings`` keeps each hour directory's listing until the
+    directory changes (the web app's choice: a gallery of 100,000 photos then costs a
+    stat per hour, not a scan of 100,000 names).
+    """
+
+    # A directory modified this recently may still gain a file within the same
+    # timestamp tick, so its listing is not cached yet.
+    SETTLE_SECONDS = 2.0
+
+    def __init__(
+        self, root: Path, thumbs_root: Path | None = None, *, cache_listings: bool = False
+    ) -> None:
         self.root = Path(root)
+        self.thumbs_root = Path(thumbs_root) if thumbs_root else None
+        self._cache: dict[Path, tuple[int, list[Photo]]] | None = {} if cache_listings else None
 
     def _dir(self, taken_at: float) -> Path:
         day, hour = _hour_key(taken_at)
@@ -158,13 +176,44 @@ class PhotoStore:
             dirs += [self.root / day / h for h in hours if low <= (day, h) <= high]
         return dirs
 
-    @staticmethod
-    def _list(directory: Path) -> list[Photo]:
+    def _list(self, directory: Path) -> list[Photo]:
+        """The photos in one hour directory, oldest first (do not modify the list)."""
+        cache = self._cache
+        if cache is not None:
+            try:
+                mtime = os.stat(directory).st_mtime_ns
+            except FileNotFoundError:
+                cache.pop(directory, None)
+                return []
+            hit = cache.get(directory)
+            if hit is not None and hit[0] == mtime:
+                return hit[1]
         try:
             names = [e.name for e in os.scandir(directory) if e.name.endswith("Z.jpg")]
         except FileNotFoundError:
             return []
-        return sorted(p for p in map(parse_name, names) if p is not None)
+        found = sorted(p for p in map(parse_name, names) if p is not None)
+        if cache is not None and time.time() - mtime / 1e9 > self.SETTLE_SECONDS:
+            cache[directory] = (mtime, found)
+        return found
+
+    def hour_counts(self, since: float, until: float) -> dict[str, int]:
+        """Photos per hour in [since, until], keyed ``YYYYMMDDHH`` (for a timeline)."""
+        counts = {}
+        for directory in self._hour_dirs(since, until, newest_first=False):
+            found = self._list(directory)
+            # sorted by time: two bisections instead of a look at every photo
+            low = bisect.bisect_left(found, since, key=lambda p: p.taken_at)
+            high = bisect.bisect_right(found, until, key=lambda p: p.taken_at)
+            counts[directory.parent.name + directory.name] = high - low
+        return counts
+
+    def thumb_path(self, name: str) -> Path:
+        """Where the thumbnail of an existing photo lives (it may not exist yet)."""
+        photo = self.path(name)
+        if self.thumbs_root is None:
+            raise PhotoNotFound("this store keeps no thumbnails")
+        return self.thumbs_root / photo.parent.parent.name / photo.parent.name / name
 
     def photos(
         self, since: float | None = None, until: float | None = None, *, newest_first: bool = False
@@ -172,9 +221,7 @@ class PhotoStore:
         """Photos taken in [since, until], in time order, read one hour at a time."""
         for directory in self._hour_dirs(since, until, newest_first):
             found = self._list(directory)
-            if newest_first:
-                found.reverse()
-            for photo in found:
+            for photo in reversed(found) if newest_first else found:
                 if (since is None or photo.taken_at >= since) and (
                     until is None or photo.taken_at <= until
                 ):
@@ -193,15 +240,19 @@ class PhotoStore:
         return next(self.photos(newest_first=True), None)
 
     def delete(self, photo: Photo) -> None:
-        """Remove a photo, and its hour and day directories once they are empty."""
-        directory = self._dir(photo.taken_at)
-        with contextlib.suppress(FileNotFoundError):
-            (directory / photo.name).unlink()
-        for empty in (directory, directory.parent):
-            try:
-                empty.rmdir()
-            except OSError:
-                break
+        """Remove a photo and its thumbnail, and their directories once empty."""
+        day, hour = _hour_key(photo.taken_at)
+        for root in (self.root, self.thumbs_root):
+            if root is None:
+                continue
+            directory = root / day / hour
+            with contextlib.suppress(FileNotFoundError):
+                (directory / photo.name).unlink()
+            for empty in (directory, directory.parent):
+                try:
+                    empty.rmdir()
+                except OSError:
+                    break
 
     def remove_stale_temps(self) -> int:
         """Delete temp files a killed writer left behind; only our own temp names."""

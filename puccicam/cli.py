@@ -181,7 +181,7 @@ def prune(config_path: Path | None, data_dir: Path | None, log_level: str | None
 
     config = build_config(config_path, data_dir, log_level)
     retention = Retention(
-        PhotoStore(config.photos_dir),
+        PhotoStore(config.photos_dir, config.thumbs_dir),
         config.storage.retention_hours * 3600,
         config.storage.min_free_mb * 2**20,
     )
@@ -227,6 +227,186 @@ def status(
         ("last error", current.last_error or "none"),
     ]:
         click.echo(f"{label + ':':16} {value}")
+
+
+def _app(config: Config):
+    from webapp import create_app
+
+    return create_app(config)
+
+
+@main.group()
+def user() -> None:
+    """Manage the owners' accounts (nobody can log in until one exists)."""
+
+
+def _account_error(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user.command("add")
+@common_options
+@click.argument("name")
+@click.option("--email", help="The owner's e-mail address.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_add(
+    config_path: Path | None,
+    data_dir: Path | None,
+    log_level: str | None,
+    name: str,
+    email: str | None,
+    password_stdin: bool,
+) -> None:
+    """Create an owner account (8 to 72 bytes of password)."""
+    from webapp import state
+    from webapp.accounts import AccountError
+
+    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
+    password = _read_password(password_stdin)
+    with app.app_context():
+        try:
+            state().accounts.add(name, password, email)
+        except AccountError as exc:
+            raise _account_error(exc) from None
+    click.echo(f"account {name} created")
+
+
+@user.command("list")
+@common_options
+def user_list(config_path: Path | None, data_dir: Path | None, log_level: str | None) -> None:
+    """List the owner accounts."""
+    from webapp import state
+
+    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
+    with app.app_context():
+        users = state().accounts.all()
+        for account in users:
+            click.echo(f"{account.username}\t{account.email or '-'}\t{account.created_at:%Y-%m-%d}")
+    if not users:
+        click.echo("no accounts yet: create one with 'puccicam user add NAME'")
+
+
+@user.command("remove")
+@common_options
+@click.argument("name")
+def user_remove(
+    config_path: Path | None, data_dir: Path | None, log_level: str | None, name: str
+) -> None:
+    """Delete an owner account (its sessions end at once)."""
+    from webapp import state
+    from webapp.accounts import AccountError
+
+    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
+    with app.app_context():
+        try:
+            state().accounts.remove(name)
+        except AccountError as exc:
+            raise _account_error(exc) from None
+    click.echo(f"account {name} removed")
+
+
+@user.command("passwd")
+@common_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_passwd(
+    config_path: Path | None,
+    data_dir: Path | None,
+    log_level: str | None,
+    name: str,
+    password_stdin: bool,
+) -> None:
+    """Change an owner's password; every session of that owner ends."""
+    from webapp import state
+    from webapp.accounts import AccountError
+
+    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
+    password = _read_password(password_stdin)
+    with app.app_context():
+        try:
+            state().accounts.set_password(name, password)
+        except AccountError as exc:
+            raise _account_error(exc) from None
+    click.echo(f"password of {name} changed; its sessions have ended")
+
+
+@main.command()
+@common_options
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+def serve(
+    config_path: Path | None,
+    data_dir: Path | None,
+    log_level: str | None,
+    host: str | None,
+    port: int | None,
+) -> None:
+    """Serve the web gallery with waitress."""
+    from webapp.server import make_server, run_server
+
+    config = build_config(config_path, data_dir, log_level, **{"web.host": host, "web.port": port})
+    try:
+        server = make_server(_app(config), config)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {config.web.host}:{config.web.port}: {exc.strerror}"
+        ) from None
+    run_server(server)
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--interval", type=float, default=5.0, show_default=True, help="Seconds between photos."
+)
+def demo(port: int, interval: float) -> None:
+    """Grabber on the bundled demo frames plus the gallery, with a fresh data dir."""
+    import tempfile
+
+    from webapp.server import DEMO_FRAMES, demo_account, make_server, run_server, start_grabber
+
+    data_dir = Path(tempfile.mkdtemp(prefix="puccicam-demo-"))
+    config = build_config(
+        None,
+        data_dir,
+        None,
+        **{
+            "camera.source": f"replay:{DEMO_FRAMES}",
+            "camera.warmup_delay": 1.0,
+            # Check every replayed frame, so the log shows the corrupt ones rejected.
+            "camera.warmup_frames": 0,
+            "camera.max_attempts": 30,
+            "capture.interval": interval,
+            "web.port": port,
+            "web.host": "127.0.0.1",
+            "pet.bio": "A demo pet cam: the frames come from the test fixtures, "
+            "corrupt ones included, so the log shows them being rejected.",
+        },
+    )
+    app = _app(config)
+    name, password = demo_account(app)
+    try:
+        server = make_server(app, config)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    thread, stop = start_grabber(config)
+    click.echo(
+        f"\npuccicam demo on http://127.0.0.1:{port}/  log in as {name} / {password}\n"
+        f"data dir {data_dir}; Ctrl-C stops\n",
+        err=True,
+    )
+
+    def stop_grabber() -> None:
+        stop.set()
+        thread.join(5)
+
+    run_server(server, on_stop=stop_grabber)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
-Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``) except the
+Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
+``[pet]``) except the
 top-level ``data_dir`` and ``log_level``. The environment variable for a key is its
 dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
@@ -87,6 +88,42 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web gallery and the waitress server in front of it."""
+
+    host: str = _key("127.0.0.1", "address to listen on; keep loopback behind a TLS proxy")
+    port: int = _key(8080, "port to listen on", min=1, max=65535)
+    threads: int = _key(4, "waitress worker threads", min=1, max=64)
+    connection_limit: int = _key(100, "most simultaneous connections waitress accepts", min=1)
+    channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
+    max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
+    trusted_proxy: str = _key(
+        "", "address of a reverse proxy whose X-Forwarded-* headers are believed"
+    )
+    trusted_proxy_count: int = _key(1, "how many proxies in front append to X-Forwarded-For", min=1)
+    https: bool = _key(False, "served over HTTPS: Secure cookies and HSTS")
+    secret_key: str = _key("", "session signing key; empty: generated into data_dir/secret_key")
+    remember_days: int = _key(30, "how long 'remember me' keeps an owner logged in", min=1, max=30)
+    bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
+    login_limit_ip: str = _key("10 per minute;50 per hour", "login attempts allowed per client IP")
+    login_limit_user: str = _key("20 per hour", "login attempts allowed per username")
+    thumb_width: int = _key(160, "thumbnail width in pixels", min=16, max=640)
+    refresh_seconds: float = _key(10.0, "how often the gallery looks for a new photo", min=1)
+
+
+@dataclass(frozen=True)
+class PetConfig:
+    """What the public home page says about the pet."""
+
+    name: str = _key("Pucci", "the pet's name")
+    bio: str = _key("", "a short paragraph about the pet (plain text)")
+    birth_year: int = _key(0, "year of birth, for the age shown (0 hides it)", min=0, max=2100)
+    photo: str = _key("", "a public portrait (JPEG file); empty: the bundled one")
+    contact_email: str = _key("", "e-mail address shown on the home page")
+    contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; every piece of state lives under ``data_dir``."""
 
@@ -97,6 +134,8 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    pet: PetConfig = field(default_factory=PetConfig)
 
     @property
     def photos_dir(self) -> Path:
@@ -106,11 +145,21 @@ class Config:
     def status_path(self) -> Path:
         return self.data_dir / "status.json"
 
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "puccicam.sqlite3"
+
 
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "capture": CaptureConfig,
     "storage": StorageConfig,
+    "web": WebConfig,
+    "pet": PetConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -63,3 +66,70 @@ def clock() -> FakeClock:
 @pytest.fixture
 def camera(clock: FakeClock) -> FakeCamera:
     return FakeCamera([frame_bytes("good-chelsea.jpg"), frame_bytes("good-coffee-422.jpg")], clock)
+
+
+# -- the web app ------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+@pytest.fixture
+def app(make_config):
+    from webapp import create_app
+    from webapp.extensions import limiter
+
+    application = create_app(make_config(web__bcrypt_rounds=4), TESTING=True)
+    limiter.reset()
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AuthActions:
+    """Create an owner, log in and out through the real forms (with CSRF tokens)."""
+
+    def __init__(self, client, app) -> None:
+        self.client = client
+        self.app = app
+
+    def create(self, username: str = "owner", password: str = PASSWORD) -> None:
+        from webapp import state
+
+        with self.app.app_context():
+            state().accounts.add(username, password)
+
+    def token(self, path: str = "/login") -> str:
+        match = CSRF.search(self.client.get(path).get_data(as_text=True))
+        assert match, f"no CSRF token on {path}"
+        return match.group(1)
+
+    def login(self, username: str = "owner", password: str = PASSWORD, next: str | None = None,
+              remember: bool = False):  # fmt: skip
+        data = {"username": username, "password": password, "csrf_token": self.token()}
+        if remember:
+            data["remember"] = "y"
+        url = "/login" + (f"?next={quote(next)}" if next else "")
+        return self.client.post(url, data=data)
+
+    def logout(self):
+        return self.client.post("/logout", data={"csrf_token": self.token("/")})
+
+
+@pytest.fixture
+def auth(client, app) -> AuthActions:
+    return AuthActions(client, app)
+
+
+@pytest.fixture
+def photos(app, good_frame):
+    """Twelve photos, one every 5 minutes up to a minute ago, through the real store."""
+    from webapp import state
+
+    now = time.time()
+    with app.app_context():
+        store = state().store
+        return [store.save(good_frame, now - 60 - 300 * i) for i in range(12)][::-1]

@@ -1,0 +1,195 @@
+"""Login, logout, sessions and rate limits, through the real forms."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+
+def test_login_page_posts_username_and_password_with_csrf(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert 'name="username"' in page and 'name="password"' in page and 'name="csrf_token"' in page
+
+
+def test_login_then_gallery(auth, client):
+    auth.create()
+    response = auth.login()
+    assert response.status_code == 302 and response.headers["Location"] == "/gallery"
+    assert client.get("/gallery").status_code == 200
+
+
+def _body(response) -> str:
+    return response.get_data(as_text=True).split('name="csrf_token"')[0]
+
+
+def test_unknown_user_and_wrong_password_look_the_same(auth):
+    auth.create()
+    wrong = auth.login(password="not the password")
+    unknown = auth.login(username="nobody")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong username or password." in wrong.get_data(as_text=True)
+    assert _body(wrong) == _body(unknown)
+
+
+def test_unknown_user_costs_a_bcrypt_check_too(app, auth):
+    from webapp import state
+
+    auth.create()
+    with app.app_context():
+        accounts = state().accounts
+
+        def timed(name: str) -> float:
+            start = time.perf_counter()
+            for _ in range(20):
+                accounts.verify(name, "wrong password")
+            return time.perf_counter() - start
+
+        known, unknown = timed("owner"), timed("nobody")
+    assert 0.5 < unknown / known < 2.0
+
+
+@pytest.mark.parametrize("password", ["x" * 73, "ä" * 40, "p" * 10_000])
+def test_overlong_password_at_login_is_an_ordinary_failure(auth, password):
+    auth.create()
+    assert auth.login(password=password).status_code == 401
+
+
+@pytest.mark.parametrize("username", ["", "ünïcödé", "x" * 10_000, "owner\0", " owner"])
+def test_odd_usernames_are_ordinary_failures(auth, username):
+    auth.create()
+    response = auth.login(username=username)
+    assert response.status_code in (401, 302, 413)
+    assert response.status_code != 302 or username.strip() == "owner"
+
+
+def test_login_without_csrf_token_is_refused(auth, client):
+    auth.create()
+    response = client.post("/login", data={"username": "owner", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "The form has expired" in response.get_data(as_text=True)
+    assert client.get("/gallery").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/photo/x", "/photo/x"),
+        ("/status?x=1", "/status?x=1"),
+        ("//evil.example", "/gallery"),
+        ("/\\evil.example", "/gallery"),
+        ("https:evil.example", "/gallery"),
+        ("https://evil.example/", "/gallery"),
+        ("%2F%2Fevil.example", "/gallery"),
+        ("javascript:alert(1)", "/gallery"),
+        ("/\tevil", "/gallery"),
+    ],
+)
+def test_next_accepts_only_local_paths(auth, target, expected):
+    auth.create()
+    response = auth.login(next=target)
+    assert response.headers["Location"] == expected
+
+
+def test_session_cookie_flags_and_fresh_session(auth, client):
+    auth.create()
+    client.get("/login")
+    before = client.get_cookie("puccicam_session")
+    response = auth.login(remember=True)
+    cookies = "\n".join(response.headers.getlist("Set-Cookie"))
+    assert "puccicam_session=" in cookies and "HttpOnly" in cookies and "SameSite=Lax" in cookies
+    assert "Secure" not in cookies  # plain http on loopback
+    assert "puccicam_remember=" in cookies
+    assert client.get_cookie("puccicam_session").value != before.value
+
+
+def test_remember_me_lasts_at_most_30_days(auth):
+    auth.create()
+    cookies = auth.login(remember=True).headers.getlist("Set-Cookie")
+    remember = next(c for c in cookies if c.startswith("puccicam_remember="))
+    expires = remember.split("Expires=")[1].split(";")[0]
+    from email.utils import parsedate_to_datetime
+
+    days = (parsedate_to_datetime(expires).timestamp() - time.time()) / 86400
+    assert 29 < days <= 30.01
+
+
+def test_logout_is_post_only_and_ends_every_session(auth, app):
+    auth.create()
+    auth.login()
+    other = app.test_client()  # the same owner on a second device
+    from tests.conftest import AuthActions
+
+    AuthActions(other, app).login()
+    assert other.get("/gallery").status_code == 200
+    assert auth.client.get("/logout").status_code == 405
+    assert auth.logout().status_code == 302
+    assert auth.client.get("/gallery").status_code == 302
+    assert other.get("/gallery").status_code == 302
+
+
+def test_cookie_replayed_after_logout_is_dead(auth, client, app):
+    auth.create()
+    auth.login(remember=True)
+    session = client.get_cookie("puccicam_session").value
+    remember = client.get_cookie("puccicam_remember").value
+    auth.logout()
+    thief = app.test_client()
+    thief.set_cookie("puccicam_session", session)
+    thief.set_cookie("puccicam_remember", remember)
+    assert thief.get("/gallery").status_code == 302
+
+
+def test_password_change_ends_sessions(auth, client, app):
+    from webapp import state
+
+    auth.create()
+    auth.login()
+    with app.app_context():
+        state().accounts.set_password("owner", "a brand new password")
+    assert client.get("/gallery").status_code == 302
+    assert auth.login(password="a brand new password").status_code == 302
+
+
+def test_forged_and_tampered_cookies_are_ignored(auth, client, app):
+    auth.create()
+    auth.login()
+    value = client.get_cookie("puccicam_session").value
+    forged = app.test_client()
+    forged.set_cookie(
+        "puccicam_session", value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB")
+    )
+    assert forged.get("/gallery").status_code == 302
+    forged.set_cookie("puccicam_session", "eyJfdXNlcl9pZCI6IjE6MSJ9.fake.signature")
+    assert forged.get("/gallery").status_code == 302
+    forged.set_cookie("puccicam_remember", "1:1|" + "0" * 128)
+    assert forged.get("/gallery").status_code == 302
+
+
+def test_login_rate_limit_per_ip_answers_429(auth, client):
+    auth.create()
+    codes = [auth.login(username=f"guess{i}").status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    page = auth.login().get_data(as_text=True)
+    assert "Too many attempts" in page  # even the right password waits
+
+
+def test_login_rate_limit_per_username_across_ips(auth, app):
+    from tests.conftest import AuthActions
+
+    auth.create()
+    app.config["LOGIN_LIMIT_USER"] = "3 per hour"
+    codes = []
+    for i in range(5):
+        client = app.test_client()
+        token = AuthActions(client, app).token()
+        codes.append(
+            client.post(
+                "/login",
+                data={"username": "owner", "password": "nope", "csrf_token": token},
+                environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
+            ).status_code
+        )
+    assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]

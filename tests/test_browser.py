@@ -1,0 +1,99 @@
+"""A real Chromium (Debian's, driven by Playwright) uses the gallery as an owner would.
+
+Runs wherever /usr/bin/chromium exists; .ci/run installs it, and under CI a missing
+browser is a failure, never a skip. The phone-size screenshot lands in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        pytest.fail("CI must run the browser test: apt-get install chromium", pytrace=False)
+    pytest.skip("Debian's chromium is not installed here", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def site(app, photos, auth):
+    from webapp import state
+    from webapp.server import make_server
+
+    auth.create()
+    with app.app_context():
+        config = state().config
+    server = make_server(app, config, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(5)
+
+
+@pytest.fixture
+def page():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(
+            viewport={"width": 360, "height": 740}, device_scale_factor=2, locale="en-GB"
+        )
+        yield context.new_page()
+        browser.close()
+
+
+def test_owner_logs_in_browses_switches_language_and_logs_out(site, page, photos):
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.goto(site + "/gallery")
+    assert page.url.startswith(site + "/login")
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(site + "/gallery")
+
+    hero = page.locator("#hero-img")
+    hero.wait_for()
+    assert page.evaluate("document.getElementById('hero-img').naturalWidth") == 320
+    assert page.locator("#hero").get_attribute("data-latest") == photos[-1].name
+    assert page.locator(".thumbs img").count() == len(photos)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gallery-phone.png"), full_page=True)
+    # nothing overflows a 360 px phone screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    page.click("#hero-link")
+    page.wait_for_url(f"{site}/photo/{photos[-1].name}")
+    assert page.locator("figure.single img").evaluate("img => img.naturalWidth") == 320
+
+    page.click("button[name=lang][value=de]")
+    page.wait_for_selector("button[name=lang][value=de].current")
+    assert page.locator("header nav a", has_text="Galerie").count() == 1
+    assert page.locator(".pager a[rel=next]").inner_text() == "Älter"
+
+    page.click("nav button:has-text('Abmelden')")
+    page.wait_for_url(site + "/")
+    page.goto(site + f"/photos/{photos[-1].name}")
+    assert page.url.startswith(site + "/login")
+    assert errors == []  # no CSP violations or script errors on the way

@@ -1,0 +1,129 @@
+"""A real waitress server on a free loopback port, and the puccicam serve/demo commands."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.conftest import CSRF, PASSWORD
+
+
+@pytest.fixture
+def live_server(app, photos, auth):
+    """The app under waitress on 127.0.0.1 with an owner; yields the base URL."""
+    from webapp import state
+    from webapp.server import make_server
+
+    auth.create()
+    with app.app_context():
+        config = state().config
+    server = make_server(app, config, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    thread.join(5)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _opener(redirects: bool = True):
+    jar = http.cookiejar.CookieJar()
+    handlers = [urllib.request.HTTPCookieProcessor(jar)]
+    if not redirects:
+        handlers.append(NoRedirect())
+    return urllib.request.build_opener(*handlers)
+
+
+def _login(opener, base: str) -> None:
+    page = opener.open(base + "/login").read().decode()
+    token = CSRF.search(page).group(1)
+    form = urllib.parse.urlencode({"username": "owner", "password": PASSWORD, "csrf_token": token})
+    response = opener.open(base + "/login", data=form.encode())
+    assert response.url.endswith("/gallery")
+
+
+def test_waitress_serves_the_gallery_and_photos(live_server, photos):
+    opener = _opener()
+    _login(opener, live_server)
+    photo = opener.open(f"{live_server}/photos/{photos[-1].name}")
+    assert photo.headers["Content-Type"] == "image/jpeg" and photo.read()[:2] == b"\xff\xd8"
+    assert photo.headers["Server"] == "puccicam"  # no version string
+    assert "private" in photo.headers["Cache-Control"]
+
+
+def test_waitress_anonymous_photo_is_a_redirect(live_server, photos):
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _opener(redirects=False).open(f"{live_server}/photos/{photos[-1].name}")
+    assert caught.value.code == 302 and b"\xff\xd8" not in caught.value.read()
+
+
+def test_waitress_healthz(live_server):
+    with urllib.request.urlopen(live_server + "/healthz") as response:
+        assert response.status == 200 and response.read() == b'{"status":"ok"}\n'
+
+
+def test_waitress_caps_request_bodies(live_server):
+    body = b"x" * (64 * 1024)
+    request = urllib.request.Request(live_server + "/login", data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request)
+    assert caught.value.code == 413
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_command_runs_grabber_and_server_and_stops_on_ctrl_c(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "puccicam", "demo", "--port", str(port), "--interval", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        banner = ""
+        deadline = time.monotonic() + 30
+        while "log in as" not in banner and time.monotonic() < deadline:
+            banner += proc.stderr.readline()
+        name, password = re.search(r"log in as (\S+) / (\S+)", banner).groups()
+        base = f"http://127.0.0.1:{port}"
+        opener = _opener()
+        page = opener.open(base + "/login").read().decode()
+        token = CSRF.search(page).group(1)
+        form = urllib.parse.urlencode({"username": name, "password": password, "csrf_token": token})
+        assert opener.open(base + "/login", data=form.encode()).url.endswith("/gallery")
+        deadline = time.monotonic() + 30
+        latest = b'"name":null'
+        while b'"name":null' in latest and time.monotonic() < deadline:
+            time.sleep(0.5)
+            latest = opener.open(base + "/api/latest").read()
+        assert b'"name":"' in latest  # the grabber has delivered a photo to the gallery
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    rest = proc.stderr.read()
+    assert proc.returncode == 0, rest
+    assert "frame rejected" in banner + rest

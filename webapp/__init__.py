@@ -1,0 +1,156 @@
+"""The web gallery: a public pet page, and behind a login the photos of the last day.
+
+``create_app`` is the factory; everything it needs comes from the one puccicam
+:class:`~puccicam.config.Config`, and all state (SQLite file, secret key, photos,
+thumbnails) lives under its data dir, which is never inside a static folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask_babel import get_locale
+from flask_login import current_user
+
+from camera.store import PhotoStore
+from puccicam.config import Config, load_config
+from webapp.accounts import Accounts
+from webapp.extensions import babel, csrf, db, limiter, login_manager
+from webapp.fastpath import PhotoFastPath, SessionCache
+from webapp.i18n import LANGUAGES, select_locale
+from webapp.security import SessionInterface, add_security_headers, load_secret_key
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent
+TEMPLATES = ROOT.parent / "templates"
+
+
+@dataclass
+class State:
+    """What the views share: the config, the photo store and the accounts."""
+
+    config: Config
+    store: PhotoStore
+    accounts: Accounts
+    sessions: SessionCache
+
+
+def state() -> State:
+    return current_app.extensions["puccicam"]
+
+
+def _system_timezone() -> str:
+    """The Pi's own zone name, so photo times show in the owner's local time."""
+    if os.environ.get("TZ"):
+        return os.environ["TZ"].lstrip(":")
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        return "UTC"
+    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
+
+
+def _create_database(path: Path) -> None:
+    """Create the SQLite file owner-only before SQLAlchemy opens it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def create_app(config: Config | None = None, **overrides: Any) -> Flask:
+    """Build the app from a puccicam Config; ``overrides`` go into ``app.config`` last."""
+    config = config or load_config()
+    web = config.web
+    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app.config.from_mapping(
+        SECRET_KEY=load_secret_key(config.data_dir, web.secret_key),
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{config.database_path}",
+        SESSION_COOKIE_NAME="puccicam_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=web.https,
+        REMEMBER_COOKIE_NAME="puccicam_remember",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=web.https,
+        REMEMBER_COOKIE_DURATION=timedelta(days=web.remember_days),
+        PERMANENT_SESSION_LIFETIME=timedelta(days=web.remember_days),
+        MAX_CONTENT_LENGTH=web.max_body_kb * 1024,
+        MAX_FORM_MEMORY_SIZE=web.max_body_kb * 1024,
+        MAX_FORM_PARTS=20,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+        BABEL_DEFAULT_TIMEZONE=_system_timezone(),
+        LOGIN_LIMIT_IP=web.login_limit_ip,
+        LOGIN_LIMIT_USER=web.login_limit_user,
+        HSTS=web.https,
+    )
+    app.config.update(overrides)
+    app.session_interface = SessionInterface()
+
+    store = PhotoStore(config.photos_dir, config.thumbs_dir, cache_listings=True)
+    sessions = SessionCache()
+    state_ = State(
+        config, store, Accounts(web.bcrypt_rounds, on_sessions_ended=sessions.clear), sessions
+    )
+    app.extensions["puccicam"] = state_
+
+    _create_database(config.database_path)
+    db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+    with app.app_context():
+        db.create_all()
+
+    from webapp import auth, errors, gallery, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(gallery.bp)
+    errors.register(app)
+    _register_hooks(app)
+    app.wsgi_app = PhotoFastPath(  # type: ignore[method-assign]
+        app, store, str(config.database_path), state_.sessions
+    )
+    return app
+
+
+def _register_hooks(app: Flask) -> None:
+    request_log = logging.getLogger("webapp.requests")
+
+    @app.context_processor
+    def page_globals() -> dict[str, Any]:
+        return {
+            "pet_name": state().config.pet.name,
+            "locale": str(get_locale()),
+            "languages": LANGUAGES,
+        }
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish(response):
+        add_security_headers(response, app.config["HSTS"])
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        user = current_user.id if current_user and current_user.is_authenticated else "-"
+        request_log.info(
+            "%s %s %s %.1fms user=%s",
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed,
+            user,
+        )
+        return response

@@ -1,0 +1,99 @@
+"""Login and logout for owners, rate limited and with the same answer for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
+
+from webapp import state
+from webapp.extensions import db, limiter, login_manager
+from webapp.models import User
+from webapp.security import safe_next
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = _l("Please log in to see the photos.")
+login_manager.session_protection = "basic"
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("Username"))
+    password = PasswordField(_l("Password"))
+    remember = BooleanField(_l("Keep me logged in for 30 days"))
+
+
+class PostForm(FlaskForm):
+    """A form with nothing but its CSRF token (logout, language switch)."""
+
+
+@login_manager.user_loader
+def load_user(token: str) -> User | None:
+    """Sessions carry ``id:session_version``; an old version means the session ended."""
+    user_id, _sep, version = token.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
+
+
+def _username_key() -> str:
+    return "login-user:" + (request.form.get("username") or "").strip().lower()[:64]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_USER"], key_func=_username_key, methods=["POST"]
+)
+def login():
+    """Show the login form; on POST check the password and start a fresh session."""
+    if current_user.is_authenticated:
+        return redirect(url_for("gallery.index"))
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        username = (form.username.data or "").strip()
+        user = state().accounts.verify(username, form.password.data or "")
+        if user is not None:
+            target = safe_next(request.args.get("next"))
+            session.clear()  # a fresh session: nothing from before login survives
+            login_user(user, remember=bool(form.remember.data))
+            log.info("login ok: %s from %s", user.username, request.remote_addr)
+            return redirect(target or url_for("gallery.index"))
+        failed = True
+        log.warning("login failed for %r from %s", username[:64], request.remote_addr)
+        flash(_("Wrong username or password."), "error")
+    return render_template("login.html", form=form, failed=failed), 401 if failed else 200
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out everywhere: every session of this owner ends, on every device."""
+    PostForm()  # CSRF is checked by CSRFProtect before we get here
+    username = current_user.username
+    state().accounts.end_sessions(current_user)
+    logout_user()
+    session.clear()
+    log.info("logout: %s", username)
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("public.home"))

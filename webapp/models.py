@@ -1,0 +1,28 @@
+"""The accounts table: owners who may see the photos."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.extensions import db
+
+
+class User(UserMixin, db.Model):
+    """An owner. ``session_version`` goes up at logout and password change, which ends
+    every session and remember-me cookie issued before (they carry the old version)."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[bytes] = mapped_column(LargeBinary(60), nullable=False)
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
