@@ -26,7 +26,7 @@ from camera.fsutil import TEMP_PREFIX, write_atomic
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(\d{8})T(\d{6})\.(\d{3})Z\.jpg$")
+PHOTO_NAME = re.compile(r"\d{8}T\d{6}\.\d{3}Z\.jpg")
 _DAY = re.compile(r"^\d{8}$")
 _HOUR = re.compile(r"^\d{2}$")
 
@@ -52,7 +52,7 @@ def photo_name(taken_at: float) -> str:
 
 def parse_name(name: str) -> Photo | None:
     """The Photo a name stands for, or None if this store never writes such a name."""
-    if not _NAME.match(name):
+    if not PHOTO_NAME.fullmatch(name):
         return None
     year, month, day = int(name[0:4]), int(name[4:6]), int(name[6:8])
     hour, minute, second = int(name[9:11]), int(name[11:13]), int(name[13:15])

@@ -6,6 +6,7 @@ reaches the operator as one sentence saying what happened and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -235,13 +236,18 @@ def _app(config: Config):
     return create_app(config)
 
 
-@main.group()
-def user() -> None:
-    """Manage the owners' accounts (nobody can log in until one exists)."""
+@contextlib.contextmanager
+def _accounts(config_path: Path | None, data_dir: Path | None, log_level: str | None):
+    """The accounts of this data dir; AccountError becomes a one-line error."""
+    from webapp import state
+    from webapp.accounts import AccountError
 
-
-def _account_error(exc: Exception) -> click.ClickException:
-    return click.ClickException(str(exc))
+    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
+    with app.app_context():
+        try:
+            yield state().accounts
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -250,11 +256,21 @@ def _read_password(from_stdin: bool) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
+@main.group()
+def user() -> None:
+    """Manage the owners' accounts (nobody can log in until one exists)."""
+
+
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input."
+)
+
+
 @user.command("add")
 @common_options
 @click.argument("name")
 @click.option("--email", help="The owner's e-mail address.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@password_stdin_option
 def user_add(
     config_path: Path | None,
     data_dir: Path | None,
@@ -264,16 +280,8 @@ def user_add(
     password_stdin: bool,
 ) -> None:
     """Create an owner account (8 to 72 bytes of password)."""
-    from webapp import state
-    from webapp.accounts import AccountError
-
-    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
-    password = _read_password(password_stdin)
-    with app.app_context():
-        try:
-            state().accounts.add(name, password, email)
-        except AccountError as exc:
-            raise _account_error(exc) from None
+    with _accounts(config_path, data_dir, log_level) as accounts:
+        accounts.add(name, _read_password(password_stdin), email)
     click.echo(f"account {name} created")
 
 
@@ -281,11 +289,8 @@ def user_add(
 @common_options
 def user_list(config_path: Path | None, data_dir: Path | None, log_level: str | None) -> None:
     """List the owner accounts."""
-    from webapp import state
-
-    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
-    with app.app_context():
-        users = state().accounts.all()
+    with _accounts(config_path, data_dir, log_level) as accounts:
+        users = accounts.all()
         for account in users:
             click.echo(f"{account.username}\t{account.email or '-'}\t{account.created_at:%Y-%m-%d}")
     if not users:
@@ -299,22 +304,15 @@ def user_remove(
     config_path: Path | None, data_dir: Path | None, log_level: str | None, name: str
 ) -> None:
     """Delete an owner account (its sessions end at once)."""
-    from webapp import state
-    from webapp.accounts import AccountError
-
-    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
-    with app.app_context():
-        try:
-            state().accounts.remove(name)
-        except AccountError as exc:
-            raise _account_error(exc) from None
+    with _accounts(config_path, data_dir, log_level) as accounts:
+        accounts.remove(name)
     click.echo(f"account {name} removed")
 
 
 @user.command("passwd")
 @common_options
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@password_stdin_option
 def user_passwd(
     config_path: Path | None,
     data_dir: Path | None,
@@ -323,16 +321,8 @@ def user_passwd(
     password_stdin: bool,
 ) -> None:
     """Change an owner's password; every session of that owner ends."""
-    from webapp import state
-    from webapp.accounts import AccountError
-
-    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
-    password = _read_password(password_stdin)
-    with app.app_context():
-        try:
-            state().accounts.set_password(name, password)
-        except AccountError as exc:
-            raise _account_error(exc) from None
+    with _accounts(config_path, data_dir, log_level) as accounts:
+        accounts.set_password(name, _read_password(password_stdin))
     click.echo(f"password of {name} changed; its sessions have ended")
 
 

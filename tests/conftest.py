@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -133,3 +135,26 @@ def photos(app, good_frame):
     with app.app_context():
         store = state().store
         return [store.save(good_frame, now - 60 - 300 * i) for i in range(12)][::-1]
+
+
+@contextlib.contextmanager
+def waitress_thread(app):
+    """The app under a real waitress server on a free loopback port; yields its URL."""
+    from webapp import state
+    from webapp.server import make_server
+
+    with app.app_context():
+        config = state().config
+    server = make_server(app, config, host="127.0.0.1", port=0)
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # sockets closed from the test's thread: done
+            server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        thread.join(5)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, waitress_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
@@ -38,18 +37,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture
 def site(app, photos, auth):
-    from webapp import state
-    from webapp.server import make_server
-
     auth.create()
-    with app.app_context():
-        config = state().config
-    server = make_server(app, config, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(5)
+    with waitress_thread(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -16,24 +15,15 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import CSRF, PASSWORD
+from tests.conftest import CSRF, PASSWORD, waitress_thread
 
 
 @pytest.fixture
 def live_server(app, photos, auth):
     """The app under waitress on 127.0.0.1 with an owner; yields the base URL."""
-    from webapp import state
-    from webapp.server import make_server
-
     auth.create()
-    with app.app_context():
-        config = state().config
-    server = make_server(app, config, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(5)
+    with waitress_thread(app) as url:
+        yield url
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

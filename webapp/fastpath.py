@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
 from email.utils import formatdate, parsedate_to_datetime
-from http.cookies import CookieError, SimpleCookie
 
 from flask import Flask
 from itsdangerous import BadSignature
 
-from camera.store import PhotoStore, parse_name
+from camera.store import PHOTO_NAME, PhotoStore
 from webapp.security import security_headers
 
 request_log = logging.getLogger("webapp.requests")
 
 PREFIXES = ("/photos/", "/thumbs/")
+_TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
 # Kept by the owner's browser only, and revalidated on every use: a reload costs a
 # 304 with no body, and after logout the cached copy is refused, not shown.
 CACHE_CONTROL = "private, no-cache"
@@ -90,20 +91,14 @@ class PhotoFastPath:
 
     def _user(self, environ) -> str | None:
         """The user id of a valid, current session cookie, or None."""
-        raw = environ.get("HTTP_COOKIE")
-        if not raw or self.cookie not in raw:
+        value = self._cookie_value(environ.get("HTTP_COOKIE", ""))
+        if not value:
             return None
-        try:
-            morsel = SimpleCookie(raw).get(self.cookie)
-        except CookieError:
-            return None
-        if morsel is None:
-            return None
-        known = self.sessions.get(morsel.value)
+        known = self.sessions.get(value)
         if known is not None:
             return known
         try:
-            data = self.serializer.loads(morsel.value, max_age=self.max_age)
+            data = self.serializer.loads(value, max_age=self.max_age)
         except (BadSignature, ValueError):
             return None
         token = data.get("_user_id") if isinstance(data, dict) else None
@@ -112,12 +107,24 @@ class PhotoFastPath:
             return None
         if self._session_version(int(user_id)) != int(version):
             return None
-        self.sessions.put(morsel.value, user_id)
+        self.sessions.put(value, user_id)
         return user_id
 
+    def _cookie_value(self, header: str) -> str | None:
+        """The session cookie's value. Flask's signed values are base64url and dots,
+        never quoted, so a split is exact; anything else is left to Flask."""
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name == self.cookie:
+                return value if _TOKEN.fullmatch(value) else None
+        return None
+
     def _path(self, route: str, name: str) -> str | None:
-        """The file for a photo name the store writes, by string joins (no Path objects)."""
-        if parse_name(name) is None:
+        """The file for a photo name the store writes, by string joins (no Path objects).
+
+        Only the name's shape is checked here; a name of the right shape that no photo
+        has simply fails to open and falls through to Flask's 404."""
+        if not PHOTO_NAME.fullmatch(name):
             return None
         return f"{self.roots[route]}/{name[:8]}/{name[9:11]}/{name}"
 
