@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -117,3 +118,45 @@ def test_demo_command_runs_grabber_and_server_and_stops_on_ctrl_c(tmp_path):
     rest = proc.stderr.read()
     assert proc.returncode == 0, rest
     assert "frame rejected" in banner + rest
+
+
+def test_serve_stops_on_sigterm_after_load(tmp_path):
+    """waitress swallows ordinary exceptions raised in its loop; SIGTERM must still stop it."""
+    port = _free_port()
+    env = {**os.environ, "PUCCICAM_DATA_DIR": str(tmp_path), "PUCCICAM_WEB_BCRYPT_ROUNDS": "4"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "puccicam", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "puccicam serve did not come up"
+                time.sleep(0.1)
+
+        def load() -> None:
+            for _ in range(20):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/login").read()
+                except OSError:
+                    return  # the server has gone, as asked
+
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        for thread in threads:
+            thread.join(10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and time.monotonic() - sent < 8

@@ -39,10 +39,6 @@ class LoginForm(FlaskForm):
     remember = BooleanField(_l("Keep me logged in for 30 days"))
 
 
-class PostForm(FlaskForm):
-    """A form with nothing but its CSRF token (logout, language switch)."""
-
-
 @login_manager.user_loader
 def load_user(token: str) -> User | None:
     """Sessions carry ``id:session_version``; an old version means the session ended."""
@@ -89,7 +85,6 @@ def login():
 @login_required
 def logout():
     """Log out everywhere: every session of this owner ends, on every device."""
-    PostForm()  # CSRF is checked by CSRFProtect before we get here
     username = current_user.username
     state().accounts.end_sessions(current_user)
     logout_user()
