@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import threading
 from pathlib import Path
 
 from camera.errors import StorageError, StorageFull
@@ -30,7 +31,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     :raises StorageFull: the disk or quota is full; nothing partial is left.
     :raises StorageError: any other write failure (read-only disk, I/O error).
     """
-    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}")
+    # pid and thread: the web server's threads may write the same thumbnail at once.
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:

@@ -56,7 +56,9 @@ def parse_name(name: str) -> Photo | None:
         return None
     year, month, day = int(name[0:4]), int(name[4:6]), int(name[6:8])
     hour, minute, second = int(name[9:11]), int(name[11:13]), int(name[13:15])
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+    if not (1970 <= year <= 2999 and 1 <= month <= 12):
+        return None
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
         return None
     if hour > 23 or minute > 59 or second > 59:
         return None

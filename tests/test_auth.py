@@ -193,3 +193,24 @@ def test_login_rate_limit_per_username_across_ips(auth, app):
             ).status_code
         )
     assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]
+
+
+def test_a_removed_owners_cookie_never_opens_a_new_account(auth, client, app):
+    from webapp import state
+
+    auth.create("alice")
+    auth.login("alice")
+    with app.app_context():
+        state().accounts.remove("alice")
+        state().accounts.add("bob", "bobs good password")
+    assert client.get("/gallery").status_code == 302
+
+
+@pytest.mark.parametrize("zone", [":/etc/localtime", "CET-1CEST", "Mars/Olympus_Mons"])
+def test_odd_time_zone_settings_fall_back_instead_of_failing(make_config, monkeypatch, zone):
+    from webapp import create_app
+
+    monkeypatch.setenv("TZ", zone)
+    app = create_app(make_config(web__bcrypt_rounds=4))
+    assert app.config["BABEL_DEFAULT_TIMEZONE"]
+    assert app.test_client().get("/login").status_code == 200

@@ -153,7 +153,7 @@ def test_offline_banner_from_the_status_file(auth, client, photos, app):
     with app.app_context():
         write_status(state().config.status_path, Status(camera="missing", interval=300))
     page = client.get("/gallery").get_data(as_text=True)
-    assert "The camera is offline" in page and 'class="banner" hidden' not in page
+    assert '<span id="banner-offline">' in page and 'class="banner" hidden' not in page
 
 
 def test_late_banner_when_the_newest_photo_is_old(auth, client, app, good_frame):
@@ -164,7 +164,7 @@ def test_late_banner_when_the_newest_photo_is_old(auth, client, app, good_frame)
     auth.create()
     auth.login()
     page = client.get("/gallery").get_data(as_text=True)
-    assert "No new photo for a while" in page and 'class="banner" hidden' not in page
+    assert '<span id="banner-late">' in page and 'class="banner" hidden' not in page
 
 
 def test_status_page_reads_the_status_file(auth, client, app, photos):
@@ -245,3 +245,57 @@ def test_missing_thumbnail_goes_through_flask_once(auth, client, app, photos):
     assert thumb.exists()
     app.view_functions["gallery.thumb_bytes"] = lambda name: ("flask ran", 500)
     assert client.get(f"/thumbs/{photos[4].name}").status_code == 200  # now the fast path
+
+
+@pytest.mark.parametrize(
+    "name", ["00010101T000000.000Z.jpg", "00000101T000000.000Z.jpg", "99991231T235959.999Z.jpg"]
+)
+def test_implausible_years_are_404_not_500(auth, client, photos, name):
+    auth.create()
+    auth.login()
+    for url in (
+        f"/gallery?before={name}",
+        f"/gallery?after={name}",
+        f"/photo/{name}",
+        f"/photos/{name}",
+        f"/thumbs/{name}",
+    ):
+        assert client.get(url).status_code == 404, url
+
+
+def test_absurd_if_modified_since_is_not_a_500(auth, client, photos):
+    auth.create()
+    auth.login()
+    response = client.get(
+        f"/photos/{photos[0].name}",
+        headers={"If-Modified-Since": "Mon, 01 Jan 2020 00:00:00 +99999999999999"},
+    )
+    assert response.status_code == 200
+
+
+def test_empty_cursor_is_the_first_page(auth, client, photos):
+    auth.create()
+    auth.login()
+    assert 'rel="prev"' not in client.get("/gallery?before=").get_data(as_text=True)
+
+
+def test_threads_making_the_same_thumbnail_all_succeed(app, photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from camera.validate import validate_jpeg
+    from webapp import state
+    from webapp.thumbs import thumbnail
+
+    with app.app_context():
+        store = state().store
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: thumbnail(store, photos[7].name, 160), range(32)))
+    assert len(set(paths)) == 1
+    assert validate_jpeg(paths[0].read_bytes()).image.shape[1] == 160
+    assert not list(paths[0].parent.glob(".tmp-*"))
+
+
+def test_logout_tells_the_browser_to_drop_cached_photos(auth):
+    auth.create()
+    auth.login()
+    assert auth.logout().headers["Clear-Site-Data"] == '"cache"'

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from babel.dates import get_timezone as babel_timezone
 from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
@@ -48,14 +49,25 @@ def state() -> State:
 
 
 def _system_timezone() -> str:
-    """The Pi's own zone name, so photo times show in the owner's local time."""
-    if os.environ.get("TZ"):
-        return os.environ["TZ"].lstrip(":")
+    """The Pi's own zone name, so photo times show in the owner's local time.
+
+    Only a name Babel knows is used (``TZ=:/etc/localtime`` or ``CET-1CEST`` are not
+    names); anything else falls back to UTC rather than failing every page.
+    """
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name or "/" not in name or name.startswith("/"):
+        try:
+            target = os.readlink("/etc/localtime")
+        except OSError:
+            target = ""
+        name = target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
+    name = name.removeprefix("posix/").removeprefix("right/")
     try:
-        target = os.readlink("/etc/localtime")
-    except OSError:
+        babel_timezone(name)
+    except LookupError:
+        log.warning("time zone %r is unknown; showing times in UTC", name)
         return "UTC"
-    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else "UTC"
+    return name
 
 
 def _create_database(path: Path) -> None:

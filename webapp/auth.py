@@ -91,4 +91,7 @@ def logout():
     session.clear()
     log.info("logout: %s", username)
     flash(_("You are logged out."), "info")
-    return redirect(url_for("public.home"))
+    response = redirect(url_for("public.home"))
+    # Photos are cached privately for quick reloads; a shared computer forgets them here.
+    response.headers["Clear-Site-Data"] = '"cache"'
+    return response

@@ -47,18 +47,25 @@ class SessionCache:
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self.generation = 0  # bumped by clear(): a check begun before it is not cached
 
     def get(self, cookie: str) -> str | None:
         hit = self._seen.get(cookie)
         return hit[0] if hit and hit[1] > time.monotonic() else None
 
-    def put(self, cookie: str, user_id: str) -> None:
-        if len(self._seen) >= self.LIMIT:
-            self._seen.clear()
-        self._seen[cookie] = (user_id, time.monotonic() + self.TTL)
+    def put(self, cookie: str, user_id: str, generation: int) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._seen) >= self.LIMIT:
+                self._seen.clear()
+            self._seen[cookie] = (user_id, time.monotonic() + self.TTL)
 
     def clear(self) -> None:
-        self._seen.clear()
+        with self._lock:
+            self.generation += 1
+            self._seen.clear()
 
 
 class FileCache:
@@ -77,6 +84,7 @@ class FileCache:
     def __init__(self) -> None:
         self._files: dict[str, tuple[float, bytes, str, str]] = {}
         self._size = 0
+        self._lock = threading.Lock()
 
     def get(self, path: str) -> tuple[bytes, str, str] | None:
         """(body, ETag, Last-Modified) of a file, from memory or from disk."""
@@ -89,15 +97,19 @@ class FileCache:
                 stat = os.fstat(fh.fileno())
                 body = fh.read()
         except OSError:  # no such photo, thumbnail not made yet, or just pruned
-            self._files.pop(path, None)
+            with self._lock:
+                gone = self._files.pop(path, None)
+                self._size -= len(gone[1]) if gone else 0
             return None
         etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
         entry = (now + self.TTL, body, etag, formatdate(stat.st_mtime, usegmt=True))
-        if self._size + len(body) > self.LIMIT:
-            self._files.clear()
-            self._size = 0
-        self._size += len(body) - (len(hit[1]) if hit else 0)
-        self._files[path] = entry
+        with self._lock:
+            if self._size + len(body) > self.LIMIT:
+                self._files.clear()
+                self._size = 0
+            old = self._files.get(path)
+            self._size += len(body) - (len(old[1]) if old else 0)
+            self._files[path] = entry
         return body, etag, entry[3]
 
 
@@ -138,6 +150,7 @@ class PhotoFastPath:
         known = self.sessions.get(value)
         if known is not None:
             return known
+        generation = self.sessions.generation
         try:
             data = self.serializer.loads(value, max_age=self.max_age)
         except (BadSignature, ValueError):
@@ -148,7 +161,7 @@ class PhotoFastPath:
             return None
         if self._session_version(int(user_id)) != int(version):
             return None
-        self.sessions.put(value, user_id)
+        self.sessions.put(value, user_id, generation)
         return user_id
 
     def _cookie_value(self, header: str) -> str | None:
@@ -217,6 +230,6 @@ def _not_modified(environ, etag: str, modified: str) -> bool:
     if since:
         try:
             return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return False
     return False

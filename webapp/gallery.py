@@ -104,16 +104,15 @@ def index():
         older = list(islice(store.photos(since=since, until=until, newest_first=True), PAGE + 1))
         page = older[:PAGE]
         has_older = len(older) > PAGE
-        has_newer = before is not None
+        has_newer = bool(before)
     # Up to 96 thumbnails: one Babel call per hour, plain strftime per photo (24-hour
     # clock in both languages), and URLs by concatenation (names are [0-9TZ.jpg] only).
     zone = get_timezone()
+    local = [(p.name, datetime.fromtimestamp(p.taken_at, zone)) for p in page]
     hours = [
-        (
-            format_datetime(datetime.fromtimestamp(hour * 3600, UTC), "EEE HH:00"),
-            [(p.name, datetime.fromtimestamp(p.taken_at, zone).strftime("%H:%M")) for p in group],
-        )
-        for hour, group in groupby(page, key=lambda p: int(p.taken_at // 3600))
+        (format_datetime(group[0][1], "EEE HH:00"), [(n, t.strftime("%H:%M")) for n, t in group])
+        for _hour, grouped in groupby(local, key=lambda item: item[1].strftime("%Y%m%d%H"))
+        for group in [list(grouped)]
     ]
     health = _health(latest)
     return render_template(

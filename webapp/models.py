@@ -16,6 +16,8 @@ class User(UserMixin, db.Model):
     every session and remember-me cookie issued before (they carry the old version)."""
 
     __tablename__ = "user"
+    # Never reuse a removed owner's id: its old cookies ("id:version") must stay dead.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
