@@ -276,7 +276,7 @@ class Grabber:
                     wake = next_tick(self.clock.now() + lead, interval) - lead
                     self.status.next_capture = wake + lead
                 else:
-                    delay = min(self.config.camera.backoff_max, 2.0 ** (self._failures - 1))
+                    delay = min(self.config.camera.backoff_max, 2.0 ** min(self._failures - 1, 16))
                     wake = self.clock.now() + delay
                     self.status.next_capture = wake
                     self.notifier.status(f"camera missing, retrying in {delay:g} s")

@@ -19,6 +19,7 @@ SOI, EOI, SOS, DHT, DRI, TEM = 0xD8, 0xD9, 0xDA, 0xC4, 0xDD, 0x01
 SUPPORTED_SOF = {0xC0: False, 0xC1: False, 0xC2: True}  # marker -> progressive
 OTHER_SOF = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 RST0, RST7 = 0xD0, 0xD7
+MAX_SIDE = 8192  # larger than any webcam frame; a garbled header would ask for gigabytes
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,11 @@ def _frame_header(body: bytes) -> tuple[tuple[int, int], list[tuple[int, int]]]:
     height = int.from_bytes(body[1:3], "big")
     width = int.from_bytes(body[3:5], "big")
     count = body[5]
-    if width == 0 or height == 0 or count not in (1, 3) or len(body) < 6 + 3 * count:
+    if (
+        not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE)
+        or count not in (1, 3)
+        or len(body) < 6 + 3 * count
+    ):
         raise CorruptFrame(
             "unsupported", f"frame header says {width}x{height} with {count} components"
         )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from camera.errors import StorageError
 from camera.store import Photo, PhotoStore
 
 log = logging.getLogger(__name__)
@@ -61,18 +62,28 @@ class Retention:
     def _delete_oldest(self) -> Photo:
         photo = self._oldest.popleft()
         self.store.delete(photo)
+        if not self._oldest and photo in self.store.oldest_hour():
+            raise StorageError(f"{photo.name} is still there after deleting it")
         return photo
 
     def prune(self, now: float) -> PruneResult:
-        """Delete photos older than the window, then more while the disk is below its floor."""
+        """Delete photos older than the window, then more while the disk is below its floor.
+
+        A photo that cannot be deleted (read-only disk, I/O error) ends this round with
+        an error logged; the grabber keeps running and the next round tries again.
+        """
         cutoff = now - self.keep_seconds
-        expired = 0
-        while (photo := self._peek()) is not None and photo.taken_at < cutoff:
-            self._delete_oldest()
-            expired += 1
+        expired = for_space = 0
+        try:
+            while (photo := self._peek()) is not None and photo.taken_at < cutoff:
+                self._delete_oldest()
+                expired += 1
+            for_space = self._free_space()
+        except StorageError as exc:
+            self._oldest.clear()
+            log.error("retention stopped for now: %s", exc)
         if expired:
             log.info("deleted %d photo(s) older than %g hours", expired, self.keep_seconds / 3600)
-        for_space = self._free_space()
         return PruneResult(expired, for_space)
 
     def _free_space(self) -> int:

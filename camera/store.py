@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from camera.errors import PhotoNotFound, StorageError
-from camera.fsutil import TEMP_PREFIX, write_atomic
+from camera.fsutil import TEMP_PREFIX, fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
-PHOTO_NAME = re.compile(r"\d{8}T\d{6}\.\d{3}Z\.jpg")
-_DAY = re.compile(r"^\d{8}$")
-_HOUR = re.compile(r"^\d{2}$")
+PHOTO_NAME = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.jpg")
+_DAY = re.compile(r"[0-9]{8}")
+_HOUR = re.compile(r"[0-9]{2}")
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +64,21 @@ def parse_name(name: str) -> Photo | None:
         return None
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     return Photo(seconds + int(name[16:19]) / 1000, name)
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Is the process named in a temp file (``.tmp-NAME.PID.THREAD``) still running?"""
+    parts = temp_name.split(".")
+    pid = parts[-2] if len(parts) >= 3 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _hour_key(taken_at: float) -> tuple[str, str]:
@@ -123,16 +138,16 @@ class PhotoStore:
         :raises StorageFull: the disk is full; nothing was left behind.
         :raises StorageError: the write failed or the file did not read back intact.
         """
-        directory = self._dir(taken_at)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+        # The name is the time to the millisecond; the directory must come from that same
+        # rounded time, or a photo at 06:59:59.9996 would be filed under 06 as 07:00:00.
+        taken_at = round(taken_at * 1000) / 1000
         name = photo_name(taken_at)
         # Two photos in one millisecond only happen when the clock steps back: keep both.
-        while (directory / name).exists():
-            taken_at += 0.001
+        while (self._dir(taken_at) / name).exists():
+            taken_at = round(taken_at * 1000 + 1) / 1000
             name = photo_name(taken_at)
+        directory = self._dir(taken_at)
+        self._make_dir(directory)
         path = directory / name
         write_atomic(path, jpeg)
         try:
@@ -149,6 +164,18 @@ class PhotoStore:
             raise StorageError(f"{name} did not read back intact: {exc}") from exc
         return Photo(parse_name(name).taken_at, name)  # type: ignore[union-attr]
 
+    @staticmethod
+    def _make_dir(directory: Path) -> None:
+        """Create an hour directory durably: its new entries in day and root are data too."""
+        if directory.is_dir():
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fsync_dir(directory.parent)
+            fsync_dir(directory.parent.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
+
     def _hour_dirs(
         self, since: float | None, until: float | None, newest_first: bool
     ) -> list[Path]:
@@ -160,7 +187,7 @@ class PhotoStore:
                 (
                     e.name
                     for e in os.scandir(self.root)
-                    if _DAY.match(e.name) and low[0] <= e.name <= high[0]
+                    if _DAY.fullmatch(e.name) and low[0] <= e.name <= high[0]
                 ),
                 reverse=newest_first,
             )
@@ -170,7 +197,7 @@ class PhotoStore:
         for day in days:
             try:
                 hours = sorted(
-                    (e.name for e in os.scandir(self.root / day) if _HOUR.match(e.name)),
+                    (e.name for e in os.scandir(self.root / day) if _HOUR.fullmatch(e.name)),
                     reverse=newest_first,
                 )
             except FileNotFoundError:
@@ -248,8 +275,12 @@ class PhotoStore:
             if root is None:
                 continue
             directory = root / day / hour
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 (directory / photo.name).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise StorageError(f"cannot delete {photo.name}: {exc.strerror or exc}") from exc
             for empty in (directory, directory.parent):
                 try:
                     empty.rmdir()
@@ -257,14 +288,20 @@ class PhotoStore:
                     break
 
     def remove_stale_temps(self) -> int:
-        """Delete temp files a killed writer left behind; only our own temp names."""
+        """Delete temp files a killed writer left behind; only our own temp names, and
+        never those of a writer still running (``grab --once`` beside the daemon)."""
         removed = 0
         for directory in self._hour_dirs(None, None, newest_first=False):
             for entry in os.scandir(directory):
-                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-                        removed += 1
+                if not entry.name.startswith(TEMP_PREFIX) or not entry.is_file(
+                    follow_symlinks=False
+                ):
+                    continue
+                if _writer_alive(entry.name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
         if removed:
             log.info("removed %d stale temp file(s) left by an interrupted save", removed)
         return removed

@@ -140,7 +140,7 @@ def check_picture(image: np.ndarray) -> None:
             f"the bottom {band} of {height} rows are one flat colour "
             "(the image data stopped there)",
         )
-    if height >= 40 and _seam_score(ycc) >= SEAM_SCORE:
+    if height >= 40 and ycc.shape[1] >= 16 and _seam_score(ycc) >= SEAM_SCORE:
         raise CorruptFrame(
             "garbled",
             "colours jump along a block row: the image data was corrupted in transfer",

@@ -12,6 +12,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -142,7 +143,8 @@ def grab(
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
-        grabber.stop.set()
+        # Not stop.set() here: the main thread may hold the Event's lock right now.
+        threading.Thread(target=grabber.stop.set, name="stop").start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)

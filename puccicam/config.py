@@ -11,6 +11,7 @@ options are applied last. A bad value stops start-up with a message naming the k
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
 import types
@@ -54,7 +55,9 @@ class CameraConfig:
     warmup_delay: float = _key(3.0, "seconds to wait after opening before reading", min=0)
     warmup_frames: int = _key(13, "frames discarded after the delay, unchecked", min=0)
     max_attempts: int = _key(10, "frames tried per photo before giving up", min=1)
-    read_timeout: int = _key(5, "seconds a V4L2 read may wait for a frame", min=1, max=60)
+    read_timeout: int = _key(
+        2, "seconds a V4L2 read may wait for a frame (SIGTERM may wait as long)", min=1, max=60
+    )
     keep_open_below: float = _key(
         30.0, "intervals shorter than this keep the device open between photos", min=0
     )
@@ -215,6 +218,8 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is Path and isinstance(value, str | Path):
+        if not str(value).strip():
+            raise ConfigError(f"{where}: must not be empty")
         return Path(value).expanduser()
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
@@ -223,6 +228,8 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
 
 def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) -> None:
     where = f"{key} (from {origin})"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(f"{where}: must be at least {meta['min']}, got {value}")
     if "max" in meta and value > meta["max"]:
@@ -266,6 +273,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return _flatten_toml(tomllib.load(fh), path)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:

@@ -95,3 +95,24 @@ def test_readme_documents_every_key():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     missing = [k for k, _, _ in all_keys() if f"`{k}`" not in readme or env_name(k) not in readme]
     assert not missing, f"README does not document {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"PUCCICAM_CAPTURE_INTERVAL": "nan"}, "capture.interval"),
+        ({"PUCCICAM_CAMERA_BACKOFF_MAX": "inf"}, "camera.backoff_max"),
+        ({"PUCCICAM_STORAGE_RETENTION_HOURS": "nan"}, "storage.retention_hours"),
+        ({"PUCCICAM_DATA_DIR": ""}, "data_dir"),
+    ],
+)
+def test_non_finite_and_empty_values_are_refused(env, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(env=env)
+
+
+def test_a_config_file_that_is_not_utf8(tmp_path):
+    toml = tmp_path / "latin1.toml"
+    toml.write_bytes("[pet]\nname = 'Brötchen'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(toml, env={})

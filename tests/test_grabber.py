@@ -307,3 +307,12 @@ def test_silent_without_notify_socket(make_config, clock, camera):
     notifier = Notifier({})
     assert not notifier.enabled
     grabber_for(make_config(), camera, clock, notifier=notifier).run_once()
+
+
+def test_a_camera_gone_for_days_keeps_the_backoff_capped(make_config, clock, camera):
+    camera.unplug()
+    clock.stop_at = EPOCH + 3 * DAY
+    grabber = grabber_for(make_config(camera__backoff_max=60), camera, clock)
+    grabber.run()  # over 4,000 failures in a row: no overflow, no busy loop
+    assert grabber.status.failed > 4000
+    assert max(clock.sleeps) <= 60 and min(clock.sleeps[-100:]) == 60

@@ -84,3 +84,23 @@ def test_never_touches_files_it_did_not_write(tmp_path):
     Retention(store, DAY, 10**15, free_bytes=lambda p: 0).prune(EPOCH)
     assert all(p.exists() for p in foreign)
     assert (old / "20200101T000000.000Z.jpeg").exists()
+
+
+def test_an_undeletable_photo_ends_the_round_without_killing_anything(
+    tmp_path, monkeypatch, caplog
+):
+    import errno
+    from pathlib import Path
+
+    store = PhotoStore(tmp_path)
+    for i in range(3):
+        store.save(b"\xff\xd8x\xff\xd9", EPOCH - 2 * DAY + i)
+
+    def read_only(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    result = Retention(store, DAY, 0).prune(EPOCH)
+    assert result.expired == 0 and "retention stopped for now" in caplog.text
+    monkeypatch.undo()
+    assert Retention(store, DAY, 0).prune(EPOCH).expired == 3

@@ -115,3 +115,37 @@ def test_delete_cleans_up_empty_directories(tmp_path, good_frame):
     photo = store.save(good_frame, EPOCH)
     store.delete(photo)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_photo_in_the_last_half_millisecond_of_an_hour_is_filed_by_its_name(tmp_path, good_frame):
+    store = PhotoStore(tmp_path)
+    photo = store.save(good_frame, 1764140399.9996)  # rounds to 07:00:00.000
+    assert photo.name == "20251126T070000.000Z.jpg"
+    assert store.path(photo.name).parent.name == "07"
+    store.delete(photo)
+    assert list(store.photos()) == []
+
+
+def test_names_with_non_ascii_digits_are_not_ours():
+    arabic_indic = "".join(chr(0x660 + int(d)) for d in "20261126")
+    assert parse_name(arabic_indic + "T073000.200Z.jpg") is None
+    assert parse_name("20261126T073000.200Z.jpg\n") is None
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path, good_frame):
+    import subprocess
+    import sys
+
+    store = PhotoStore(tmp_path)
+    photo = store.save(good_frame, EPOCH)
+    hour = store.path(photo.name).parent
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        live = hour / f".tmp-{photo.name}.{sleeper.pid}.1"
+        dead = hour / f".tmp-{photo.name}.999999999.1"
+        live.write_bytes(b"half")
+        dead.write_bytes(b"half")
+        assert store.remove_stale_temps() == 1
+        assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()

@@ -150,3 +150,17 @@ def test_dark_noisy_night_scene_is_not_blank():
     night = validate_jpeg(frame_bytes("good-night-noise.jpg")).image
     assert night.mean() < 30  # it really is dark
     check_picture(night)
+
+
+def test_a_giant_frame_header_is_rejected_before_decoding():
+    data = bytearray(frame_bytes("good-chelsea.jpg"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
+    with pytest.raises(CorruptFrame) as caught:
+        validate_jpeg(bytes(data))
+    assert caught.value.reason == "unsupported"
+
+
+def test_very_narrow_pictures_do_not_crash_the_checks():
+    narrow = np.random.default_rng(1).integers(0, 255, (240, 6, 3), dtype=np.uint8)
+    check_picture(narrow)
