@@ -154,6 +154,22 @@ def grab(
         raise click.ClickException(str(exc)) from None
 
 
+@main.command("config")
+@common_options
+@click.option("--example", is_flag=True, help="Print every key, commented, at its default.")
+def show_config(
+    config_path: Path | None, data_dir: Path | None, log_level: str | None, example: bool
+) -> None:
+    """Check the configuration (exit 1 naming a bad key), or print an example file."""
+    from puccicam.config import example_toml
+
+    if example:
+        click.echo(example_toml(), nl=False)
+        return
+    config = build_config(config_path, data_dir, log_level)
+    click.echo(f"configuration ok; data dir {config.data_dir}")
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(files: tuple[Path, ...]) -> None:

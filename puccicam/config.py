@@ -130,7 +130,9 @@ class PetConfig:
 class Config:
     """The whole configuration; every piece of state lives under ``data_dir``."""
 
-    data_dir: Path = _key(MISSING, "directory holding photos, status and (later) accounts")
+    data_dir: Path = _key(
+        MISSING, "directory holding photos, thumbnails, status, accounts and the secret key"
+    )
     log_level: str = _key(
         "INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
@@ -181,6 +183,32 @@ def all_keys() -> list[tuple[str, Any, str]]:
     for section, cls in SECTIONS.items():
         keys += [(f"{section}.{f.name}", f.default, f.metadata["help"]) for f in fields(cls)]
     return keys
+
+
+def example_toml() -> str:
+    """A TOML file with every key commented out at its default, each with its meaning."""
+
+    def literal(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str):
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return str(value)
+
+    lines = ["# puccicam configuration: every key at its default. Uncomment to change.", ""]
+    section = ""
+    for key, default, help_text in all_keys():
+        name_section, _, name = key.rpartition(".")
+        if name_section != section:
+            section = name_section
+            lines += ["", f"[{section}]"]
+        lines.append(f"# {help_text} ({env_name(key)})")
+        shown = default
+        if key == "data_dir":  # the built-in default depends on the user; say where it goes
+            lines.append(f"# default: {default}; a system install uses /var/lib/puccicam")
+            shown = "/var/lib/puccicam"
+        lines.append(f"# {name} = {literal(shown)}")
+    return "\n".join(lines) + "\n"
 
 
 def env_name(key: str) -> str:

@@ -116,3 +116,32 @@ def test_a_config_file_that_is_not_utf8(tmp_path):
     toml.write_bytes("[pet]\nname = 'Brötchen'\n".encode("latin-1"))
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_config(toml, env={})
+
+
+def test_the_example_file_names_every_key_and_loads_as_the_defaults(tmp_path):
+    from puccicam.config import example_toml
+
+    text = example_toml()
+    for key, _default, _help in all_keys():
+        assert f"# {key.rpartition('.')[2]} = " in text and env_name(key) in text
+    uncommented = "\n".join(
+        line[2:] if line.startswith("# ") and " = " in line else line for line in text.splitlines()
+    )
+    path = tmp_path / "all.toml"
+    path.write_text(uncommented)
+    everything = load_config(path, env={})
+    defaults = load_config(env={}, overrides={"data_dir": "/var/lib/puccicam"})
+    assert everything == defaults
+
+
+def test_config_command_checks_and_prints_the_example(tmp_path):
+    from click.testing import CliRunner
+
+    from puccicam.cli import main
+
+    runner = CliRunner()
+    assert "[capture]" in runner.invoke(main, ["config", "--example"]).output
+    ok = runner.invoke(main, ["config", "--data-dir", str(tmp_path)])
+    assert ok.exit_code == 0 and "configuration ok" in ok.output
+    bad = runner.invoke(main, ["config"], env={"PUCCICAM_CAPTURE_JPEG_QUALITY": "0"})
+    assert bad.exit_code == 1 and "capture.jpeg_quality" in bad.output
