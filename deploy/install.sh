@@ -41,9 +41,16 @@ etc=$root/etc/puccicam
 data=$root/var/lib/puccicam
 units=$root/etc/systemd/system
 user=puccicam
-python=${PYTHON:-python3}
+# The system's interpreter by default: the service user must be able to run it, which
+# rules out one installed under a home directory (pyenv, conda).
+default_python=python3
+[ -x /usr/bin/python3 ] && default_python=/usr/bin/python3
+python=${PYTHON:-$default_python}
 
 say() { printf 'puccicam: %s\n' "$*"; }
+
+# systemctl only where systemd runs (not in a container or chroot being prepared).
+systemd_up() { [ "$live" = 1 ] && [ -d /run/systemd/system ]; }
 
 if [ "$live" = 1 ] && [ "$(id -u)" != 0 ]; then
     echo "install.sh: run it as root (sudo), or with --root DIR" >&2
@@ -51,11 +58,13 @@ if [ "$live" = 1 ] && [ "$(id -u)" != 0 ]; then
 fi
 
 if [ "$uninstall" = 1 ]; then
-    if [ "$live" = 1 ]; then
+    if systemd_up; then
         systemctl disable --now puccicam-grabber.service puccicam-web.service 2>/dev/null || true
     fi
     rm -f "$units/puccicam-grabber.service" "$units/puccicam-web.service"
-    [ "$live" = 1 ] && systemctl daemon-reload
+    if systemd_up; then
+        systemctl daemon-reload
+    fi
     rm -rf "$app"
     if [ "$purge" = 1 ]; then
         rm -rf "$etc" "$data"
@@ -100,6 +109,11 @@ mv "$app/src.new" "$app/src"
 "$app/venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$app/venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$app/src"
 say "installed $("$app/venv/bin/puccicam" --version) in $app"
+if [ "$live" = 1 ] && ! runuser -u "$user" -- "$app/venv/bin/python" -c '' 2>/dev/null; then
+    echo "install.sh: user $user cannot run $app/venv/bin/python; is $python under a" \
+        "home directory? Run with PYTHON=/usr/bin/python3" >&2
+    exit 1
+fi
 
 # 3. The config: every key, commented, at its default; behind Caddy on this Pi.
 install -d -m 0755 "$etc"
@@ -129,11 +143,13 @@ fi
 # 5. The units.
 install -d -m 0755 "$units"
 install -m 0644 "$checkout/deploy/puccicam-grabber.service" "$checkout/deploy/puccicam-web.service" "$units/"
-if [ "$live" = 1 ]; then
+if systemd_up; then
     systemctl daemon-reload
     systemctl enable puccicam-grabber.service puccicam-web.service
     systemctl restart puccicam-grabber.service puccicam-web.service
     say "puccicam-grabber and puccicam-web are enabled and running"
+elif [ "$live" = 1 ]; then
+    say "systemd is not running here: enable puccicam-grabber and puccicam-web once it is"
 fi
 
 cat <<EOF
