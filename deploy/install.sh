@@ -99,7 +99,7 @@ mkdir -p "$app"
 rm -rf "$app/src.new"
 mkdir "$app/src.new"
 if git -C "$checkout" rev-parse --git-dir >/dev/null 2>&1; then
-    git -C "$checkout" ls-files -z | (cd "$checkout" && xargs -0 tar -cf - --) | tar -xf - -C "$app/src.new"
+    git -C "$checkout" ls-files -z | tar -C "$checkout" --null -T - -cf - | tar -xf - -C "$app/src.new"
 else
     (cd "$checkout" && tar --exclude=./.venv --exclude=./.git -cf - .) | tar -xf - -C "$app/src.new"
 fi
