@@ -29,10 +29,6 @@ class PruneResult:
     expired: int = 0
     for_space: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.expired + self.for_space
-
 
 class Retention:
     """Deletes expired photos oldest first, cheaply enough to run after every capture.

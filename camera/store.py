@@ -38,10 +38,6 @@ class Photo:
     taken_at: float
     name: str
 
-    @property
-    def taken(self) -> datetime:
-        return datetime.fromtimestamp(self.taken_at, UTC)
-
 
 def photo_name(taken_at: float) -> str:
     """The file name for a capture time: UTC, millisecond precision, sortable."""

@@ -19,7 +19,7 @@ from camera.errors import PhotoNotFound
 from camera.status import read_status
 from camera.store import Photo, parse_name
 from webapp import state
-from webapp.fastpath import CACHE_CONTROL
+from webapp.fastpath import CACHE_CONTROL, etag_for
 from webapp.i18n import ago, when
 from webapp.thumbs import thumbnail
 
@@ -45,7 +45,7 @@ def _send(path):
     """The file with the same validators and caching as the fast path's."""
     stat = path.stat()
     response = send_file(path, mimetype="image/jpeg", etag=False)
-    response.set_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+    response.set_etag(etag_for(stat))
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response.make_conditional(request)
 
