@@ -17,7 +17,6 @@ import argparse
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.cookiejar import CookieJar
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from camera.store import PhotoStore, photo_name  # noqa: E402
 from puccicam.config import load_config  # noqa: E402
+from tests.live import free_port, login, wait_until_answering  # noqa: E402
 from webapp import create_app, state  # noqa: E402
 from webapp.server import make_server, run_server  # noqa: E402
 
@@ -55,12 +54,6 @@ def fill(store: PhotoStore, count: int, now: float) -> str:
     return photo_name(now - 60)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve(data_dir: Path | None):
     """Start a server process: the real app (``puccicam serve``) or the bare app."""
     port = free_port()
@@ -71,17 +64,7 @@ def serve(data_dir: Path | None):
                 "--port", str(port)]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + ("/" if data_dir is None else "/healthz"))
-            break
-        except urllib.error.HTTPError:
-            break  # answering, with 503 when no photo is fresh
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    wait_until_answering(base + ("/" if data_dir is None else "/healthz"), proc)
     return proc, base
 
 
@@ -93,16 +76,6 @@ def stop(proc: subprocess.Popen) -> None:
         print("server did not stop within 30 s of SIGTERM; killed", file=sys.stderr)
         proc.kill()
         proc.wait()
-
-
-def login(base: str) -> str:
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    page = opener.open(base + "/login").read().decode()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    form = urllib.parse.urlencode({"username": "bench", "password": PASSWORD, "csrf_token": token})
-    opener.open(base + "/login", data=form.encode())
-    return "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
 def wrk(url: str, seconds: int, cookie: str | None = None) -> tuple[float, float, float]:
@@ -162,7 +135,7 @@ def main() -> None:
         data_dir, newest = build(300, Path(tmp))
         proc, base = serve(data_dir)
         try:
-            cookie = login(base)
+            cookie = login(base, "bench", PASSWORD)
             thumb_url = f"{base}/thumbs/{newest}"
             urllib.request.urlopen(urllib.request.Request(thumb_url, headers={"Cookie": cookie}))
             photo = median_run(f"{base}/photos/{newest}", args.seconds, args.repeats, cookie)
@@ -184,7 +157,7 @@ def main() -> None:
             data_dir, _ = build(count, Path(tmp))
             proc, base = serve(data_dir)
             try:
-                cookie = login(base)
+                cookie = login(base, "bench", PASSWORD)
                 gallery = urllib.request.Request(f"{base}/gallery", headers={"Cookie": cookie})
                 urllib.request.urlopen(gallery)  # the first view lists the photos once
                 galleries[count] = median_run(f"{base}/gallery", args.seconds, args.repeats, cookie)

@@ -2,10 +2,14 @@
 
 The bytes are handed over untouched, corrupt files included, in name order, looping, at
 the configured frame rate; the demo and the tests see exactly what a camera would send.
+Like a camera, it does not rewind when reopened: it carries on after the last frame it
+played, and the directory is listed again at every open, so files added or removed
+meanwhile (the fault tests' way of changing what the "camera" sends) take effect.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ class ReplaySource(SourceBase):
         self.period = 1.0 / fps if fps > 0 else 0.0
         self._files: list[Path] = []
         self._next = 0
+        self._last: str | None = None  # name of the last frame played, kept across opens
         self._due = 0.0
 
     def open(self) -> None:
@@ -40,6 +45,8 @@ class ReplaySource(SourceBase):
             ) from None
         if not self._files:
             raise CameraUnavailable(f"replay directory {self.directory} has no .jpg files")
+        names = [p.name for p in self._files]
+        self._next = bisect.bisect_right(names, self._last) if self._last else 0
         self._due = time.monotonic()
         log.debug("replaying %d frames from %s", len(self._files), self.directory)
 
@@ -52,6 +59,7 @@ class ReplaySource(SourceBase):
         self._due = max(self._due, time.monotonic() - self.period) + self.period
         path = self._files[self._next % len(self._files)]
         self._next += 1
+        self._last = path.name
         try:
             data = path.read_bytes()
         except OSError as exc:

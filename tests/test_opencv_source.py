@@ -103,6 +103,20 @@ def test_replay_plays_raw_bytes_in_name_order_looping():
     assert frames[len(names)] == frame_bytes(names[0])
 
 
+def test_replay_carries_on_after_a_reopen_and_sees_new_files(tmp_path):
+    for name in ("a.jpg", "c.jpg"):
+        (tmp_path / name).write_bytes(name.encode())
+    source = ReplaySource(tmp_path, fps=1000)
+    with source:
+        assert source.read().jpeg == b"a.jpg"
+    (tmp_path / "b.jpg").write_bytes(b"b.jpg")  # added while closed: played next
+    with source:
+        assert [source.read().jpeg for _ in range(3)] == [b"b.jpg", b"c.jpg", b"a.jpg"]
+    (tmp_path / "b.jpg").unlink()
+    with source:  # the last one played was a.jpg; b.jpg is gone, so c.jpg
+        assert source.read().jpeg == b"c.jpg"
+
+
 def test_replay_of_a_missing_directory(tmp_path):
     with pytest.raises(CameraUnavailable, match="cannot be read"):
         ReplaySource(tmp_path / "gone").open()

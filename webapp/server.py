@@ -7,16 +7,87 @@ import logging
 import secrets
 import signal
 import threading
+import time
 from pathlib import Path
 
 from flask import Flask
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from puccicam.config import Config
 
 log = logging.getLogger(__name__)
 
 DEMO_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "frames"
+
+
+class _Channel(HTTPChannel):
+    """waitress's HTTP connection, knowing when the request it is receiving began."""
+
+    began = 0.0
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.began = time.monotonic()
+        return super().received(data)
+
+    def stalled(self, now: float, patience: float) -> bool:
+        """Holding a slot without being served: a request trickling in, or silence."""
+        if self.requests or self.total_outbufs_len or self.will_close:
+            return False  # being answered, or closing anyway
+        if self.request is not None:
+            return now - self.began > patience
+        return time.time() - self.last_activity > patience
+
+
+class GuardedServer(TcpWSGIServer):
+    """waitress's TCP server, preferring a new client to a connection that has stalled.
+
+    waitress buffers whole requests before a thread sees them, so a slowloris connection
+    (headers sent a byte at a time) costs no worker thread; but it holds one of the
+    ``web.connection_limit`` slots, and once every slot is held waitress stops accepting,
+    so a hundred such connections would lock every owner out. Near the limit this server
+    closes the connection stalled longest (a request begun more than ``patience`` seconds
+    ago and still incomplete, or nothing received for as long), and the waiting client is
+    accepted at once. Below the limit it behaves exactly like waitress.
+    """
+
+    channel_class = _Channel
+    patience = 3.0
+    _evicted = 0
+    _reported = _scanned = 0.0
+
+    def readable(self) -> bool:
+        # One slot short of the limit: a slot is freed before waitress stops accepting
+        # (and logs that it did, which under attack would be twice per eviction).
+        if self.accepting and len(self._map) >= self.adj.connection_limit - 1:
+            self._evict_stalled()
+        return super().readable()
+
+    def _evict_stalled(self) -> None:
+        now = time.monotonic()
+        if now - self._scanned < 0.25:  # called on every loop pass: scan a few times a second
+            return
+        self._scanned = now
+        stalled = [c for c in self.active_channels.values() if c.stalled(now, self.patience)]
+        if not stalled:
+            return  # every slot is a real client: the limit does its job
+        victim = min(stalled, key=lambda channel: channel.last_activity)
+        # Not closed here: the select loop has already listed its socket. will_close makes
+        # it writable, and waitress closes it in this very pass (its own idle timeout's way).
+        victim.will_close = True
+        self._evicted += 1
+        if now - self._reported > 60:  # under attack this runs all the time: log once a minute
+            self._reported = now
+            log.warning(
+                "connection limit (%d) reached: closed %d stalled connection(s) to let "
+                "new clients in (last from %s)",
+                self.adj.connection_limit - 1 - len(self.adj.listen),
+                self._evicted,
+                victim.addr[0] if victim.addr else "?",
+            )
 
 
 def make_server(app: Flask, config: Config, host: str | None = None, port: int | None = None):
@@ -32,12 +103,10 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
             "clear_untrusted_proxy_headers": True,
         }
-    return create_server(
-        app,
+    adj = Adjustments(
         host=host or web.host,
         port=web.port if port is None else port,
         threads=web.threads,
-        connection_limit=web.connection_limit,
         channel_timeout=web.channel_timeout,
         max_request_body_size=web.max_body_kb * 1024,
         max_request_header_size=16 * 1024,
@@ -45,6 +114,21 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
         expose_tracebacks=False,
         **proxy,
     )
+    # waitress counts its own sockets (each listening socket and its wake-up pipe) against
+    # the limit; the configured number is client connections.
+    adj.connection_limit = web.connection_limit + len(adj.listen) + 1
+    # What waitress.create_server does, with GuardedServer in place of TcpWSGIServer.
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    socket_map: dict = {}
+    servers = [
+        GuardedServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info)
+        for info in adj.listen
+    ]
+    if len(servers) == 1:
+        return servers[0]
+    listen = [(server.effective_host, server.effective_port) for server in servers]
+    return MultiSocketServer(socket_map, adj, listen, dispatcher)
 
 
 class _Stop(SystemExit):
@@ -68,7 +152,9 @@ def run_server(server, on_stop=None) -> None:
     # the garbage collector's full passes, which otherwise walk it again and again.
     gc.collect()
     gc.freeze()
-    log.info("serving on http://%s:%s", server.effective_host, server.effective_port)
+    listen = getattr(server, "effective_listen", None)  # a MultiSocketServer's addresses
+    for host, port in listen or [(server.effective_host, server.effective_port)]:
+        log.info("serving on http://%s:%s", f"[{host}]" if ":" in host else host, port)
     try:
         server.run()
     except _Stop:

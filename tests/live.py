@@ -1,0 +1,102 @@
+"""A real ``puccicam serve`` process on a free loopback port, for load tests and benchmarks.
+
+The server runs in its own process, as in production, so the load generator (wrk) and
+the test never share its CPU time or its GIL, and its memory can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except urllib.error.HTTPError:
+            return  # answering (healthz says 503 while no photo is fresh)
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class ServerProcess:
+    """``puccicam serve --data-dir DIR`` on a free port; ``env`` adds PUCCICAM_* settings."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, log: Path | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "puccicam", "serve", "--data-dir", str(data_dir),
+                "--port", str(self.port)]  # fmt: skip
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=out, env={**os.environ, **(env or {})}
+            )
+        finally:
+            if log:
+                out.close()
+        wait_until_answering(self.base + "/healthz", self.proc)
+
+    def rss_kb(self) -> int:
+        """Resident memory of the server process now, in KiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code (killed after 30 s if it does not stop)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+
+def login(base: str, username: str, password: str) -> str:
+    """Log in through the real form; the session cookie as a ``Cookie:`` header value."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login").read().decode()
+    form = {"username": username, "password": password, "csrf_token": CSRF.search(page)[1]}
+    final = opener.open(base + "/login", data=urllib.parse.urlencode(form).encode())
+    assert final.url.endswith("/gallery"), f"login as {username} failed"
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def login_form(base: str, username: str, password: str) -> tuple[str, str]:
+    """A (cookie, form body) pair that logs in when POSTed, for a load generator."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login").read().decode()
+    form = {"username": username, "password": password, "csrf_token": CSRF.search(page)[1]}
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    return cookie, urllib.parse.urlencode(form)

@@ -1,0 +1,48 @@
+"""Quick or full: how hard the fault, load and hostile-input tests push, and their figures.
+
+``scripts/test`` runs every test at its quick scale (CI's short version); ``scripts/soak``
+sets ``PUCCICAM_SOAK=1`` and runs the same tests at full scale, as the issue asks (200
+SIGKILLs, 60 s of load from 100 clients, thousands of fuzz cases). An environment
+variable rather than a pytest option, because hypothesis reads example counts when the
+test module is imported, before any option is parsed.
+
+Each test records what it did with :func:`record`; ``scripts/soak`` prints the results
+as the table that docs/resilience.md quotes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+SOAK = os.environ.get("PUCCICAM_SOAK") == "1"
+RESULTS = Path(
+    os.environ.get(
+        "PUCCICAM_RESULTS",
+        Path(__file__).resolve().parents[1] / "test-artifacts" / "resilience.json",
+    )
+)
+
+
+def scaled(quick, full):
+    """``full`` under scripts/soak, ``quick`` in the everyday suite."""
+    return full if SOAK else quick
+
+
+def record(part: str, what: str, figure: object) -> None:
+    """Add one figure to the results file (parts: faults, load, hostile)."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        try:
+            data = json.loads(fh.read() or "{}")
+        except ValueError:
+            data = {}
+        data.setdefault("scale", "full" if SOAK else "quick")
+        data.setdefault(part, {})[what] = figure
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(data, indent=1, sort_keys=True))

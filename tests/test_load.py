@@ -1,0 +1,275 @@
+"""Load and slow clients against the real waitress server, from loopback.
+
+The load comes from wrk, a second process, with the owners' mix of ``tests/load_mix.lua``;
+the server is ``puccicam serve`` in a process of its own (``tests/live.py``), so its RSS
+is its own. Quick by default; ``scripts/soak`` runs the issue's 100 clients for 60 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from puccicam.config import env_name, load_config
+from tests.conftest import frame_bytes
+from tests.live import ServerProcess, login, login_form
+from tests.soak import record, scaled
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "a long owner password"
+MIX = Path(__file__).with_name("load_mix.lua")
+
+
+def _data_dir(tmp_path: Path, photos: int) -> tuple[Path, list[str]]:
+    """An owner (bcrypt at the default cost) and a day of photos, through the real APIs."""
+    from webapp import create_app, state
+
+    data_dir = tmp_path / "data"
+    app = create_app(load_config(env={}, overrides={"data_dir": data_dir}))
+    frame = frame_bytes("good-chelsea.jpg")
+    now = time.time()
+    with app.app_context():
+        state().accounts.add("owner", PASSWORD)
+        names = [state().store.save(frame, now - 60 - 300 * i).name for i in range(photos)]
+    return data_dir, names
+
+
+def _wrk(base: str, mix: Path, clients: int, seconds: int) -> dict:
+    args = ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", str(MIX),
+            base]  # fmt: skip
+    out = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PUCCICAM_LOAD_MIX": str(mix)},
+        timeout=seconds + 60,
+    ).stdout
+    result = {
+        "errors": {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", out)},
+        "latency": {p: float(v) for p, v in re.findall(r"^latency (\S+) ([\d.]+)$", out, re.M)},
+        "output": out,
+    }
+    requests, duration = re.search(r"^requests (\d+) seconds ([\d.]+)$", out, re.M).groups()
+    result["requests"], result["rate"] = int(requests), int(requests) / float(duration)
+    return result
+
+
+def test_a_hundred_owners_for_a_minute_get_no_errors_and_no_leak(tmp_path):
+    if not shutil.which("wrk"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have wrk (.ci/run installs it)")
+        pytest.skip("needs wrk (apt-get install wrk)")
+    clients, seconds, warmup = 100, scaled(8, 60), scaled(3, 10)
+    data_dir, names = _data_dir(tmp_path, 288)
+    # The login limiter would answer this one address with 429s; it has its own tests.
+    limits = {env_name("web.login_limit_ip"): "1000000 per minute",
+              env_name("web.login_limit_user"): "1000000 per minute"}  # fmt: skip
+    server = ServerProcess(data_dir, env=limits, log=tmp_path / "serve.log")
+    try:
+        cold = server.rss_kb()
+        cookies = [login(server.base, "owner", PASSWORD) for _ in range(4)]
+        form_cookie, form = login_form(server.base, "owner", PASSWORD)
+        # What owners' browsers ask for: a gallery view is one page, a hero photo, about
+        # fifty thumbnails and a poll of /api/latest every few seconds; logins are rare.
+        lines = [f"0.5\tPOST\t/login\t{form_cookie}\t{form}", "2\tGET\t/login\t\t"]
+        for i, cookie in enumerate(cookies):
+            lines.append(f"0.5\tGET\t/gallery\t{cookie}\t")
+            lines.append(f"1.5\tGET\t/api/latest\t{cookie}\t")
+            for name in names[i::4]:
+                lines.append(f"{30 / len(names)}\tGET\t/photos/{name}\t{cookie}\t")
+                lines.append(f"{60 / len(names)}\tGET\t/thumbs/{name}\t{cookie}\t")
+        mix = tmp_path / "mix.tsv"
+        mix.write_text("\n".join(lines) + "\n")
+
+        _wrk(server.base, mix, clients, warmup)  # thumbnails made, caches and threads warm
+        start = server.rss_kb()
+        logged_before = (tmp_path / "serve.log").stat().st_size
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1):
+                samples.append(server.rss_kb())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = _wrk(server.base, mix, clients, seconds)
+        stop.set()
+        sampler.join(5)
+        end = server.rss_kb()
+        # A normal owner still gets through right after the load.
+        request = urllib.request.Request(server.base + "/gallery", headers={"Cookie": cookies[0]})
+        assert urllib.request.urlopen(request, timeout=10).status == 200
+    finally:
+        assert server.stop() == 0
+
+    errors = result["errors"]
+    assert not any(errors.values()), result["output"]  # status=: answers of 400 and up
+    # The server's own request log says what each answer was, per route.
+    answered = Counter(
+        (method, path.split("/")[1], status)
+        for method, path, status in re.findall(
+            r"webapp\.requests: (\w+) (\S+) (\d{3}) ",
+            (tmp_path / "serve.log").read_bytes()[logged_before:].decode(errors="replace"),
+        )
+    )
+    statuses = Counter()
+    for (_, _, status), count in answered.items():
+        statuses[status] += count
+    assert not [s for s in statuses if s.startswith("5")], answered
+    assert set(statuses) <= {"200", "302"}, answered  # 302: a login's redirect
+    assert answered[("POST", "login", "302")] >= 1, answered  # logins ran, and succeeded
+    assert sum(statuses.values()) >= result["requests"] * 0.99  # all logged (bar a last few)
+    growth = (end - start) / start
+    assert growth < 0.10, f"RSS grew {growth:.1%}: {start} -> {end} KiB (samples {samples})"
+    record("load", "clients", clients)
+    record("load", "seconds", seconds)
+    record("load", "requests", result["requests"])
+    record("load", "requests/s", round(result["rate"]))
+    record("load", "responses by route", {" ".join(k): v for k, v in sorted(answered.items())})
+    record("load", "errors (connect/read/write/timeout)", sum(errors.values()))
+    record("load", "latency p50/p99/max ms", [result["latency"][p] for p in ("p50", "p99", "max")])
+    record("load", "RSS KiB cold/start/end/peak", [cold, start, end, max([*samples, end])])
+    record("load", "RSS growth start to end", f"{growth:+.1%}")
+
+
+# -- slow clients ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _guarded_server(make_config, **overrides):
+    from webapp import create_app
+    from webapp.server import make_server
+
+    config = make_config(**overrides)
+    server = make_server(create_app(config), config, host="127.0.0.1", port=0)
+
+    def run() -> None:
+        with contextlib.suppress(OSError):  # sockets closed from the test's thread: done
+            server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.task_dispatcher.shutdown()  # let workers finish before their wake-up pipe goes
+        server.close()
+        thread.join(5)
+
+
+def _slowloris(port: int, count: int, stop: threading.Event) -> list[socket.socket]:
+    """``count`` connections that each began a request and add a header line a second."""
+    conns = []
+    for _ in range(count):
+        conn = socket.create_connection(("127.0.0.1", port))
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: pet\r\n")
+        conns.append(conn)
+
+    def trickle() -> None:
+        while not stop.wait(1):
+            for conn in conns:
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"X-Slow: 1\r\n")
+
+    threading.Thread(target=trickle, daemon=True).start()
+    return conns
+
+
+def _held(server, expected: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while len(server.active_channels) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(server.active_channels)
+
+
+def test_slowloris_up_to_the_connection_limit_does_not_lock_out_an_owner(make_config, caplog):
+    limit = 100
+    with _guarded_server(make_config, web__connection_limit=limit) as server:
+        stop = threading.Event()
+        conns = _slowloris(server.effective_port, limit, stop)
+        try:
+            # Every slot is held: the configured limit counts client connections only.
+            assert _held(server, limit) == limit
+            time.sleep(server.patience + 0.5)  # they have all stalled by now
+            started = time.monotonic()
+            url = f"http://127.0.0.1:{server.effective_port}/login"
+            for _ in range(5):  # a normal visitor, several times over
+                assert urllib.request.urlopen(url, timeout=10).status == 200
+            served = time.monotonic() - started
+            assert len(server.active_channels) <= limit
+        finally:
+            stop.set()
+            for conn in conns:
+                conn.close()
+    assert served < 5
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    record("load", "slowloris connections held at the limit", limit)
+    record("load", "seconds for 5 normal requests during slowloris", round(served, 2))
+
+
+def test_without_the_guard_slowloris_would_lock_everyone_out(make_config, monkeypatch):
+    """The check above can fail: waitress alone stops accepting at the limit."""
+    from webapp.server import GuardedServer
+
+    monkeypatch.setattr(GuardedServer, "patience", float("inf"))
+    limit = 20
+    with _guarded_server(make_config, web__connection_limit=limit) as server:
+        stop = threading.Event()
+        conns = _slowloris(server.effective_port, limit, stop)
+        try:
+            assert _held(server, limit) == limit
+            with pytest.raises(OSError, match="timed out"):
+                urllib.request.urlopen(f"http://127.0.0.1:{server.effective_port}/", timeout=3)
+        finally:
+            stop.set()
+            for conn in conns:
+                conn.close()
+
+
+def test_a_busy_owner_is_never_evicted_as_stalled(make_config, caplog):
+    """Only stalled connections go: one that keeps sending whole requests stays open."""
+    limit = 10
+    with _guarded_server(make_config, web__connection_limit=limit) as server:
+        stop = threading.Event()
+        conns = _slowloris(server.effective_port, limit - 1, stop)
+        try:
+            assert _held(server, limit - 1) == limit - 1
+            owner = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+
+            def visit() -> int:
+                owner.request("GET", "/login")
+                response = owner.getresponse()
+                response.read()
+                return response.status
+
+            deadline = time.monotonic() + server.patience + 2
+            while time.monotonic() < deadline:  # keep-alive requests on one connection
+                assert visit() == 200
+                time.sleep(0.2)
+            # At the limit now: a newcomer is let in by closing a slowloris, not the owner.
+            assert urllib.request.urlopen(
+                f"http://127.0.0.1:{server.effective_port}/login", timeout=10
+            ).status == 200  # fmt: skip
+            assert visit() == 200
+            owner.close()
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+        finally:
+            stop.set()
+            for conn in conns:
+                conn.close()
