@@ -46,3 +46,24 @@ def record(part: str, what: str, figure: object) -> None:
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps(data, indent=1, sort_keys=True))
+
+
+def _shown(figure: object) -> str:
+    if isinstance(figure, dict):
+        return ", ".join(f"{k}: {v:,}" for k, v in figure.items())
+    if isinstance(figure, list):
+        return " / ".join(f"{v:,}" for v in figure)
+    return f"{figure:,}" if isinstance(figure, int) else str(figure)
+
+
+def table(data: dict) -> str:
+    """The results as the Markdown table docs/resilience.md quotes."""
+    lines = [f"Scale: {data.get('scale', '?')}", "", "| part | what | figure |", "|---|---|---|"]
+    for part in ("faults", "load", "hostile"):
+        for what, figure in sorted(data.get(part, {}).items()):
+            lines.append(f"| {part} | {what} | {_shown(figure)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(json.loads(RESULTS.read_text())))

@@ -145,6 +145,12 @@ def _temps(root: Path) -> list[Path]:
     return [p for p in root.rglob(f"{TEMP_PREFIX}*")] if root.exists() else []
 
 
+def _lost(store: PhotoStore, *runs: Grab) -> set[str]:
+    """Photos a grabber logged as saved that the store no longer lists."""
+    logged = {m.group(1) for run in runs for m in run.saved()}
+    return logged - {p.name for p in store.photos()}
+
+
 def _spin_until_a_temp_file(photos: Path, timeout: float) -> None:
     """Busy-wait until a temp file appears in the current hour directory."""
     deadline = time.monotonic() + timeout
@@ -180,6 +186,21 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_photo(tmp_path, grabs)
     checked: set[str] = set()
     logged: set[str] = set()
     mid_save = leftovers_removed = 0
+    # A reader, like the web app, opens every photo the moment the store lists it.
+    reader_failures: list[str] = []
+    reader_seen: set[str] = set()
+    stop_reader = threading.Event()
+
+    def reader() -> None:
+        while not stop_reader.wait(0.001):
+            try:
+                _check_new_photos(store, reader_seen)
+            except Exception as exc:  # reported by the test's thread below
+                reader_failures.append(repr(exc))
+                return
+
+    reading = threading.Thread(target=reader, daemon=True)
+    reading.start()
     for i in range(kills):
         grab = Grab(frames, data, interval=0.2)
         grabs.append(grab.start())
@@ -204,6 +225,9 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_photo(tmp_path, grabs)
     grabs.append(final.start())
     final.wait_for(SAVED.pattern)
     final.stop()
+    stop_reader.set()
+    reading.join(10)
+    assert not reader_failures, f"seed {seed}: a reader saw a bad photo: {reader_failures}"
     logged.update(m.group(1) for m in final.saved())
     _check_new_photos(store, checked)
     lost = logged - {p.name for p in store.photos()}
@@ -212,8 +236,10 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_photo(tmp_path, grabs)
     assert mid_save >= kills // 10, f"only {mid_save} of {kills} kills landed inside a save"
     record("faults", "SIGKILLs", kills)
     record("faults", "SIGKILLs that left a half-written temp file", mid_save)
+    record("faults", "temp files left by kills, all removed at the next start", leftovers_removed)
+    record("faults", "photos a concurrent reader opened as they appeared", len(reader_seen))
     record("faults", "photos saved across the kills, each checked whole", len(checked))
-    record("faults", "photos lost (logged saved, then missing)", len(lost))
+    record("faults", "SIGKILL: photos lost (logged as saved, then missing)", len(lost))
 
 
 # -- a full disk ------------------------------------------------------------------------
@@ -290,7 +316,10 @@ def test_full_disk_skips_logs_and_resumes_when_space_returns(tmp_path, grabs):
     skipped = len(re.findall(r"photo not saved: no space left.*\(freeing space\)", grab.log()))
     assert skipped >= 3
     assert not [p for p in _temps(root) if f".{grab.pid}." not in p.name]
+    lost = _lost(store, grab)
+    assert not lost
     grab.stop()
+    record("faults", "ENOSPC: photos lost", len(lost))
     record("faults", "ENOSPC: photos skipped while the disk was full", skipped)
     record("faults", "ENOSPC: seconds from space freed to the next photo", round(resumed, 2))
     record("faults", "ENOSPC: filler bytes written to fill the tmpfs", filled)
@@ -333,6 +362,9 @@ def test_camera_gone_for_a_while_then_back_resumes_within_the_backoff_cap(tmp_pa
     assert log.count("lost:") == 1 and log.count("ready again") == 1  # logged once each
     grab.stop()
     _check_new_photos(store, set())
+    lost = _lost(store, grab)
+    assert not lost
+    record("faults", "camera unplugged: photos lost", len(lost))
     record("faults", "camera unplugged: seconds away", outage)
     record("faults", "camera unplugged: seconds from back to next photo", round(resumed, 2))
     record("faults", "camera unplugged: backoff cap (s)", backoff_max)
@@ -419,6 +451,9 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
         listener.close()
     assert not _temps(data)
     _check_new_photos(PhotoStore(data / "photos"), set())
+    lost = _lost(PhotoStore(data / "photos"), grab, restarted)
+    assert not lost
+    record("faults", "hung read: photos lost", len(lost))
     record("faults", "hung read: seconds without a watchdog ping before SIGABRT", round(silent, 1))
 
 
