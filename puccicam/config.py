@@ -97,7 +97,9 @@ class WebConfig:
     host: str = _key("127.0.0.1", "address to listen on; keep loopback behind a TLS proxy")
     port: int = _key(8080, "port to listen on", min=1, max=65535)
     threads: int = _key(4, "waitress worker threads", min=1, max=64)
-    connection_limit: int = _key(100, "most simultaneous client connections; near it, stalled ones are closed first", min=1)
+    connection_limit: int = _key(
+        100, "most simultaneous client connections; near it, stalled ones are closed first", min=1
+    )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
     max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
     trusted_proxy: str = _key(

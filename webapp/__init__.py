@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import get_timezone as babel_timezone
-from flask import Flask, current_app, g, request
+from flask import Flask, abort, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.routing import Map
 
 from camera.store import PhotoStore
 from puccicam.config import Config, load_config
@@ -26,7 +28,7 @@ from webapp.accounts import Accounts
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
 from webapp.i18n import LANGUAGES, select_locale
-from webapp.security import SessionInterface, add_security_headers, load_secret_key
+from webapp.security import HostGuard, SessionInterface, add_security_headers, load_secret_key
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,39 @@ def _create_database(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
+class _Map(Map):
+    """Routes where a doubled slash is a 404, not a 308 to the merged path (an absolute
+    URL built from the client's Host header): absolute-path probes such as
+    ``/photos/%2Fsecret_key`` are refused, not redirected."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, merge_slashes=False, **kwargs)
+
+
+class _Flask(Flask):
+    """Flask with two defaults changed before any route exists, the static one included:
+    an OPTIONS request is a 405 like any other method a page does not take (nothing here
+    is for cross-origin use), and doubled slashes are not merged."""
+
+    default_config = ImmutableDict(Flask.default_config, PROVIDE_AUTOMATIC_OPTIONS=False)
+    url_map_class = _Map
+
+
+def _refuse_nameless_fields() -> None:
+    """A form with a multipart part that has no usable name is a 400.
+
+    werkzeug files such a part under the key None, and Flask-WTF's CSRF check, looking
+    through the form's keys for a token, fails on it: a 500 for any visitor posting
+    anywhere, no token needed (found by tests/test_fuzz_routes.py)."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and None in request.form:
+        abort(400)
+
+
 def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     """Build the app from a puccicam Config; ``overrides`` go into ``app.config`` last."""
     config = config or load_config()
     web = config.web
-    app = Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    app = _Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
     app.config.from_mapping(
         SECRET_KEY=load_secret_key(config.data_dir, web.secret_key),
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{config.database_path}",
@@ -118,6 +148,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     _create_database(config.database_path)
     db.init_app(app)
     login_manager.init_app(app)
+    app.before_request(_refuse_nameless_fields)  # before CSRFProtect's check, which needs it
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
@@ -131,10 +162,20 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(gallery.bp)
     errors.register(app)
     _register_hooks(app)
+    app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]
     app.wsgi_app = PhotoFastPath(  # type: ignore[method-assign]
         app, store, str(config.database_path), state_.sessions
     )
     return app
+
+
+def _here() -> str:
+    """This page's path and query, for the language switcher to come back to.
+
+    Not ``request.full_path``, which decodes the query as strict UTF-8 and raised on any
+    other byte, on the error page too (see ``refuse_undecodable_query``)."""
+    query = request.query_string.decode("utf-8", "replace")
+    return f"{request.path}?{query}" if query else request.path
 
 
 def _register_hooks(app: Flask) -> None:
@@ -146,11 +187,23 @@ def _register_hooks(app: Flask) -> None:
             "pet_name": state().config.pet.name,
             "locale": str(get_locale()),
             "languages": LANGUAGES,
+            "here": _here(),
         }
 
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
+
+    @app.before_request
+    def refuse_undecodable_query() -> None:
+        """A query that is not UTF-8 is a 400: werkzeug's ``request.args`` decodes it
+        strictly and would raise (a 500). waitress refuses raw non-ASCII bytes in a
+        request target, but not in one starting with "//": ``GET //?`` and a raw 0x80
+        byte was a 500 (found by tests/test_fuzz_routes.py)."""
+        try:
+            request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400)
 
     @app.after_request
     def finish(response):

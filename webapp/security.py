@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,3 +85,60 @@ def add_security_headers(response: Response, hsts: bool) -> Response:
     for name, value in security_headers(hsts):
         response.headers[name] = value
     return response
+
+
+# A host name (labels of 1 to 63 letters, digits and dashes) or a bracketed IPv6 address,
+# with an optional port: what browsers send, punycode included.
+_HOST = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)(?::[0-9]{1,5})?"
+)
+
+
+def plausible_host(host: str) -> bool:
+    """Can werkzeug build and show URLs with this Host header?"""
+    if not _HOST.fullmatch(host):
+        return False
+    if host.startswith("["):
+        return True
+    try:
+        # as werkzeug decodes it: lower-cased ("XN--" is a prefix too), punycode checked
+        host.partition(":")[0].lower().encode("ascii").decode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+class HostGuard:
+    """WSGI middleware: a request whose Host header is no host name gets a plain 400.
+
+    werkzeug IDNA-encodes the Host to build URLs and decodes it for ``request.url``; a
+    label over 63 characters, an empty label ("a..b") or broken punycode ("xn--zz")
+    raised inside Flask's request set-up or the login redirect, and again on the error
+    page: a 500 (found by tests/test_fuzz_routes.py). Behind Caddy only the configured
+    host gets through; waitress on its own passes any Host on.
+    """
+
+    def __init__(self, app, hsts: bool) -> None:
+        self.app = app
+        self.headers = security_headers(hsts)
+
+    def __call__(self, environ, start_response):
+        host = environ.get("HTTP_HOST")
+        if host is None or plausible_host(host):
+            return self.app(environ, start_response)
+        log.info(
+            "refused %s %s: Host %r is no host name",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+            host[:80],
+        )
+        body = b"Bad request: the Host header is not a host name.\n"
+        start_response(
+            "400 BAD REQUEST",
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                *self.headers,
+            ],
+        )
+        return [body]

@@ -13,8 +13,10 @@ from pathlib import Path
 from flask import Flask
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
+from waitress.utilities import BadRequest, ServerNotImplemented
 
 from puccicam.config import Config
 
@@ -23,9 +25,24 @@ log = logging.getLogger(__name__)
 DEMO_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "frames"
 
 
+class _RequestParser(HTTPRequestParser):
+    """waitress's parser, but a Transfer-Encoding other than chunked is a 400, not a 501.
+
+    Browsers and proxies send only chunked bodies, so anything else is the client's bad
+    request; a 5xx would count a hostile client as the server's fault in every log and
+    monitor (tests/test_hostile.py: every hostile request a 4xx)."""
+
+    def received(self, data: bytes) -> int:
+        consumed = super().received(data)
+        if isinstance(self.error, ServerNotImplemented):
+            self.error = BadRequest(self.error.body)
+        return consumed
+
+
 class _Channel(HTTPChannel):
     """waitress's HTTP connection, knowing when the request it is receiving began."""
 
+    parser_class = _RequestParser
     began = 0.0
 
     def received(self, data: bytes) -> bool:
