@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import threading
 from pathlib import Path
 
 from camera.errors import StorageError, StorageFull
+
+log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -52,3 +55,40 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         if exc.errno in _FULL:
             raise StorageFull(f"no space left to write {path.name} in {path.parent}") from exc
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Is the process named in a temp file (``.tmp-NAME.PID.THREAD``) still running?"""
+    parts = temp_name.split(".")
+    pid = parts[-2] if len(parts) >= 3 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(directory: Path) -> int:
+    """Delete the temp files a killed writer left in ``directory``; how many.
+
+    Only names :func:`write_atomic` makes, and never those of a writer still running
+    (``grab --once`` beside the daemon, or the web server making thumbnails).
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
+            continue
+        if _writer_alive(entry.name):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed

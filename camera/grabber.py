@@ -24,6 +24,7 @@ from camera.errors import (
     StorageFull,
 )
 from camera.frame import Frame
+from camera.fsutil import remove_stale_temps
 from camera.imaging import make_photo
 from camera.notify import Notifier
 from camera.retention import Retention
@@ -209,6 +210,8 @@ class Grabber:
                 f"data dir {self.config.data_dir} cannot be created: {exc.strerror}"
             ) from exc
         self.store.remove_stale_temps()
+        # The status file's own temp, if a kill landed while it was being replaced.
+        remove_stale_temps(self.config.data_dir)
 
     def _write_status(self) -> None:
         try:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from camera.errors import PhotoNotFound, StorageError
-from camera.fsutil import TEMP_PREFIX, fsync_dir, write_atomic
+from camera.fsutil import fsync_dir, remove_stale_temps, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,6 @@ def parse_name(name: str) -> Photo | None:
         return None
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
     return Photo(seconds + int(name[16:19]) / 1000, name)
-
-
-def _writer_alive(temp_name: str) -> bool:
-    """Is the process named in a temp file (``.tmp-NAME.PID.THREAD``) still running?"""
-    parts = temp_name.split(".")
-    pid = parts[-2] if len(parts) >= 3 else ""
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _hour_key(taken_at: float) -> tuple[str, str]:
@@ -284,20 +269,11 @@ class PhotoStore:
                     break
 
     def remove_stale_temps(self) -> int:
-        """Delete temp files a killed writer left behind; only our own temp names, and
-        never those of a writer still running (``grab --once`` beside the daemon)."""
-        removed = 0
-        for directory in self._hour_dirs(None, None, newest_first=False):
-            for entry in os.scandir(directory):
-                if not entry.name.startswith(TEMP_PREFIX) or not entry.is_file(
-                    follow_symlinks=False
-                ):
-                    continue
-                if _writer_alive(entry.name):
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
+        """Delete temp files killed writers left among the photos and thumbnails."""
+        removed = sum(map(remove_stale_temps, self._hour_dirs(None, None, newest_first=False)))
+        if self.thumbs_root is not None:
+            thumbs = PhotoStore(self.thumbs_root)
+            removed += sum(map(remove_stale_temps, thumbs._hour_dirs(None, None, False)))
         if removed:
             log.info("removed %d stale temp file(s) left by an interrupted save", removed)
         return removed

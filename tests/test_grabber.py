@@ -210,9 +210,16 @@ def test_stale_temps_are_removed_at_start(make_config, clock, camera, good_frame
     photo = store.save(good_frame, EPOCH - 60)
     stale = store.path(photo.name).parent / ".tmp-20261118T110540.000Z.jpg.999"
     stale.write_bytes(good_frame[:100])
+    # A kill while the status file or a thumbnail was being replaced (found by the
+    # SIGKILL test of tests/test_faults.py: the status temp outlived restarts).
+    status = config.data_dir / ".tmp-status.json.999999999.1"
+    status.write_text("{")
+    thumb = config.thumbs_dir / photo.name[:8] / photo.name[9:11] / f".tmp-{photo.name}.999999999.1"
+    thumb.parent.mkdir(parents=True)
+    thumb.write_bytes(good_frame[:100])
     clock.stop_at = EPOCH + 1
     grabber_for(config, camera, clock).run()
-    assert not stale.exists()
+    assert not stale.exists() and not status.exists() and not thumb.exists()
 
 
 def test_stop_during_warm_up_returns_promptly_and_closes(make_config, camera):
