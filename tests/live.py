@@ -23,12 +23,14 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def free_port() -> int:
+    """A loopback port free right now (another process could take it: rare enough)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def wait_until_answering(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Poll ``url`` until the server answers at all; fail early if ``proc`` died."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -64,7 +66,12 @@ class ServerProcess:
         finally:
             if log:
                 out.close()
-        wait_until_answering(self.base + "/healthz", self.proc)
+        try:
+            wait_until_answering(self.base + "/healthz", self.proc)
+        except BaseException:
+            self.proc.kill()  # never leave a server behind a failed start
+            self.proc.wait()
+            raise
 
     def rss_kb(self) -> int:
         """Resident memory of the server process now, in KiB."""

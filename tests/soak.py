@@ -41,7 +41,9 @@ def record(part: str, what: str, figure: object) -> None:
             data = json.loads(fh.read() or "{}")
         except ValueError:
             data = {}
-        data.setdefault("scale", "full" if SOAK else "quick")
+        scale = "full" if SOAK else "quick"
+        if data.get("scale") != scale:  # figures of another scale: start afresh
+            data = {"scale": scale}
         data.setdefault(part, {})[what] = figure
         fh.seek(0)
         fh.truncate()

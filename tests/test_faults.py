@@ -231,15 +231,15 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_photo(tmp_path, grabs)
     logged.update(m.group(1) for m in final.saved())
     _check_new_photos(store, checked)
     lost = logged - {p.name for p in store.photos()}
-    assert not lost, f"seed {seed}: photos logged as saved are gone: {sorted(lost)}"
-    assert not _temps(data), f"seed {seed}: temp files left after a clean stop"
-    assert mid_save >= kills // 10, f"only {mid_save} of {kills} kills landed inside a save"
     record("faults", "SIGKILLs", kills)
     record("faults", "SIGKILLs that left a half-written temp file", mid_save)
     record("faults", "temp files left by kills, all removed at the next start", leftovers_removed)
     record("faults", "photos a concurrent reader opened as they appeared", len(reader_seen))
     record("faults", "photos saved across the kills, each checked whole", len(checked))
     record("faults", "SIGKILL: photos lost (logged as saved, then missing)", len(lost))
+    assert not lost, f"seed {seed}: photos logged as saved are gone: {sorted(lost)}"
+    assert not _temps(data), f"seed {seed}: temp files left after a clean stop"
+    assert mid_save >= kills // 10, f"only {mid_save} of {kills} kills landed inside a save"
 
 
 # -- a full disk ------------------------------------------------------------------------
@@ -302,6 +302,9 @@ def test_full_disk_skips_logs_and_resumes_when_space_returns(tmp_path, grabs):
     failures = len(re.findall("no space left", grab.log()))
     grab.wait_for("no space left", count=failures + 3)
     assert grab.proc.poll() is None
+    # A failed write leaves nothing behind, not even the grabber's own temp file (the
+    # next attempt is a whole interval away).
+    assert not _temps(root), _temps(root)
     # Skipped, not half-written: no new photo, the old ones untouched.
     assert {p.name for p in store.photos()} == before
     _check_new_photos(store, checked)
@@ -317,9 +320,9 @@ def test_full_disk_skips_logs_and_resumes_when_space_returns(tmp_path, grabs):
     assert skipped >= 3
     assert not [p for p in _temps(root) if f".{grab.pid}." not in p.name]
     lost = _lost(store, grab)
+    record("faults", "ENOSPC: photos lost", len(lost))
     assert not lost
     grab.stop()
-    record("faults", "ENOSPC: photos lost", len(lost))
     record("faults", "ENOSPC: photos skipped while the disk was full", skipped)
     record("faults", "ENOSPC: seconds from space freed to the next photo", round(resumed, 2))
     record("faults", "ENOSPC: filler bytes written to fill the tmpfs", filled)
@@ -358,13 +361,13 @@ def test_camera_gone_for_a_while_then_back_resumes_within_the_backoff_cap(tmp_pa
     resumed = time.monotonic() - back
     log = grab.log()
     # Within the cap: at most one backoff wait, then the next tick of the schedule.
-    assert resumed <= backoff_max + interval + 1.5, log
+    assert resumed <= backoff_max + interval + 3, log
     assert log.count("lost:") == 1 and log.count("ready again") == 1  # logged once each
     grab.stop()
     _check_new_photos(store, set())
     lost = _lost(store, grab)
-    assert not lost
     record("faults", "camera unplugged: photos lost", len(lost))
+    assert not lost
     record("faults", "camera unplugged: seconds away", outage)
     record("faults", "camera unplugged: seconds from back to next photo", round(resumed, 2))
     record("faults", "camera unplugged: backoff cap (s)", backoff_max)
@@ -411,7 +414,7 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, grabs):
-    watchdog = 1.0  # WatchdogSec=1: the grabber pings every 0.5 s while healthy
+    watchdog = 2.0  # WatchdogSec=2: the grabber pings every second while healthy
     frames = _frames(tmp_path, ["good-chelsea.jpg"])
     shutil.move(frames / "good-chelsea.jpg", frames / "a.jpg")
     data = tmp_path / "data"
@@ -430,12 +433,12 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
         saves = len(grab.saved())
         hung_from = time.monotonic()
         # Silence for three watchdog periods: systemd would have sent SIGABRT long ago.
-        _wait(lambda: time.monotonic() - max(listener.pings()) > 3 * watchdog, 10, "silence")
+        _wait(lambda: time.monotonic() - max(listener.pings()) > 3 * watchdog, 15, "silence")
         silent = time.monotonic() - max(listener.pings())
         assert grab.proc.poll() is None and len(grab.saved()) == saves  # stuck, not dead
 
         # What systemd does next: SIGABRT, then Restart=on-failure. The camera is back
-        # (the FIFO replaced by a frame), and the new process picks up where it left off.
+        # (the FIFO replaced by a frame), and the new process takes photos again.
         assert grab.signal(signal.SIGABRT) == -signal.SIGABRT
         (frames / "b.jpg").unlink()
         shutil.copyfile(frames / "a.jpg", frames / "b.jpg")
@@ -443,7 +446,7 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
         grabs.append(restarted.start())
         restarted.wait_for(SAVED.pattern)
         _wait(lambda: listener.count("READY=1") == 2, 5, "READY=1 after the restart")
-        _wait(lambda: len([t for t in listener.pings() if t > hung_from + silent]) >= 2, 5,
+        _wait(lambda: len([t for t in listener.pings() if t > hung_from + silent]) >= 2, 10,
               "watchdog pings after the restart")  # fmt: skip
         restarted.stop()
         assert listener.count("STOPPING=1") == 1
@@ -452,8 +455,8 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
     assert not _temps(data)
     _check_new_photos(PhotoStore(data / "photos"), set())
     lost = _lost(PhotoStore(data / "photos"), grab, restarted)
-    assert not lost
     record("faults", "hung read: photos lost", len(lost))
+    assert not lost
     record("faults", "hung read: seconds without a watchdog ping before SIGABRT", round(silent, 1))
 
 
@@ -461,7 +464,9 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
 
 
 def test_a_thousand_corrupt_frames_save_nothing_and_are_all_counted(tmp_path, grabs):
-    stretch, attempts = 1000, 100
+    # 1,037: ten whole failed captures of 100 frames, then one that meets the first good
+    # frame after 37 corrupt ones and must keep it, not give up or throw it away.
+    stretch, attempts = 1037, 100
     frames = tmp_path / "frames"
     frames.mkdir()
     bad = [BAD[i % len(BAD)] for i in range(stretch)]
@@ -481,7 +486,9 @@ def test_a_thousand_corrupt_frames_save_nothing_and_are_all_counted(tmp_path, gr
     assert reasons == Counter(EXPECTED_REASON[name] for name in bad)  # each, with its reason
     assert before_first_save.count("no photo this time") == stretch // attempts
     first = grab.saved()[0]
-    assert first.group(3) == "0"  # recovered on the very first good frame
+    # Recovered on the very first good frame: the rest of that capture's frames were the
+    # 37 rejected before it, none discarded unchecked.
+    assert first.group(3) == str(stretch % attempts) and "discarded 0 " in first.group(0)
     status = read_status(data / "status.json")
     assert sum(status.rejected.values()) == stretch and Counter(status.rejected) == reasons
     assert status.failed == stretch // attempts

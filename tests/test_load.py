@@ -138,7 +138,10 @@ def test_a_hundred_owners_for_a_minute_get_no_errors_and_no_leak(tmp_path):
     for (_, _, status), count in answered.items():
         statuses[status] += count
     assert not [s for s in statuses if s.startswith("5")], answered
-    assert set(statuses) <= {"200", "302"}, answered  # 302: a login's redirect
+    # Each route as an owner gets it: logins redirect to the gallery, the rest is a 200
+    # (a 302 there would be a lost session, sent to the login page).
+    for (method, route, status), _count in answered.items():
+        assert status == ("302" if method == "POST" else "200"), (method, route, status)
     assert answered[("POST", "login", "302")] >= 1, answered  # logins ran, and succeeded
     assert sum(statuses.values()) >= result["requests"] * 0.99  # all logged (bar a last few)
     growth = (end - start) / start
@@ -179,22 +182,53 @@ def _guarded_server(make_config, **overrides):
         thread.join(5)
 
 
-def _slowloris(port: int, count: int, stop: threading.Event) -> list[socket.socket]:
-    """``count`` connections that each began a request and add a header line a second."""
-    conns = []
-    for _ in range(count):
-        conn = socket.create_connection(("127.0.0.1", port))
+class Slowloris:
+    """``count`` connections that each began a request and add a header line a second.
+
+    With ``reconnect`` it behaves like a real attacker: a connection the server closes
+    is opened again at once (within 50 ms), so the slots are never left free for long.
+    """
+
+    def __init__(self, port: int, count: int, reconnect: bool = False) -> None:
+        self.port, self.reconnect, self.reopened = port, reconnect, 0
+        self.conns = [self._open() for _ in range(count)]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _open(self) -> socket.socket:
+        conn = socket.create_connection(("127.0.0.1", self.port))
         conn.sendall(b"GET / HTTP/1.1\r\nHost: pet\r\n")
-        conns.append(conn)
+        return conn
 
-    def trickle() -> None:
-        while not stop.wait(1):
-            for conn in conns:
-                with contextlib.suppress(OSError):
-                    conn.sendall(b"X-Slow: 1\r\n")
+    @staticmethod
+    def _closed(conn: socket.socket) -> bool:
+        try:
+            return conn.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
-    threading.Thread(target=trickle, daemon=True).start()
-    return conns
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.wait(0.05):
+            ticks += 1
+            for i, conn in enumerate(self.conns):
+                if self.reconnect and self._closed(conn):
+                    conn.close()
+                    with contextlib.suppress(OSError):
+                        self.conns[i] = self._open()
+                        self.reopened += 1
+                elif ticks % 20 == 0:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b"X-Slow: 1\r\n")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.conns:
+            conn.close()
 
 
 def _held(server, expected: int, timeout: float = 10) -> int:
@@ -207,26 +241,27 @@ def _held(server, expected: int, timeout: float = 10) -> int:
 def test_slowloris_up_to_the_connection_limit_does_not_lock_out_an_owner(make_config, caplog):
     limit = 100
     with _guarded_server(make_config, web__connection_limit=limit) as server:
-        stop = threading.Event()
-        conns = _slowloris(server.effective_port, limit, stop)
+        attack = Slowloris(server.effective_port, limit, reconnect=True)
         try:
             # Every slot is held: the configured limit counts client connections only.
             assert _held(server, limit) == limit
             time.sleep(server.patience + 0.5)  # they have all stalled by now
-            started = time.monotonic()
             url = f"http://127.0.0.1:{server.effective_port}/login"
-            for _ in range(5):  # a normal visitor, several times over
-                assert urllib.request.urlopen(url, timeout=10).status == 200
-            served = time.monotonic() - started
-            assert len(server.active_channels) <= limit
+            waits = []
+            for _ in range(5):  # a normal visitor, several times over, while it goes on
+                started = time.monotonic()
+                assert urllib.request.urlopen(url, timeout=15).status == 200
+                waits.append(time.monotonic() - started)
+                time.sleep(1)
+            reopened = attack.reopened
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
         finally:
-            stop.set()
-            for conn in conns:
-                conn.close()
-    assert served < 5
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
-    record("load", "slowloris connections held at the limit", limit)
-    record("load", "seconds for 5 normal requests during slowloris", round(served, 2))
+            attack.close()
+    assert reopened >= limit // 2  # the attacker did come back for the slots it lost
+    assert max(waits) < server.patience + 2
+    record("load", "slowloris: connections held at the limit, reopened when closed", limit)
+    record("load", "slowloris: attacker connections reopened", reopened)
+    record("load", "slowloris: longest wait of a normal visitor (s)", round(max(waits), 2))
 
 
 def test_without_the_guard_slowloris_would_lock_everyone_out(make_config, monkeypatch):
@@ -236,24 +271,20 @@ def test_without_the_guard_slowloris_would_lock_everyone_out(make_config, monkey
     monkeypatch.setattr(GuardedServer, "patience", float("inf"))
     limit = 20
     with _guarded_server(make_config, web__connection_limit=limit) as server:
-        stop = threading.Event()
-        conns = _slowloris(server.effective_port, limit, stop)
+        attack = Slowloris(server.effective_port, limit)
         try:
             assert _held(server, limit) == limit
             with pytest.raises(OSError, match="timed out"):
                 urllib.request.urlopen(f"http://127.0.0.1:{server.effective_port}/", timeout=3)
         finally:
-            stop.set()
-            for conn in conns:
-                conn.close()
+            attack.close()
 
 
 def test_a_busy_owner_is_never_evicted_as_stalled(make_config, caplog):
     """Only stalled connections go: one that keeps sending whole requests stays open."""
     limit = 10
     with _guarded_server(make_config, web__connection_limit=limit) as server:
-        stop = threading.Event()
-        conns = _slowloris(server.effective_port, limit - 1, stop)
+        attack = Slowloris(server.effective_port, limit - 1)
         try:
             assert _held(server, limit - 1) == limit - 1
             owner = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
@@ -276,6 +307,4 @@ def test_a_busy_owner_is_never_evicted_as_stalled(make_config, caplog):
             owner.close()
             assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
         finally:
-            stop.set()
-            for conn in conns:
-                conn.close()
+            attack.close()

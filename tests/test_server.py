@@ -160,3 +160,32 @@ def test_serve_stops_on_sigterm_after_load(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0 and time.monotonic() - sent < 8
+
+
+def _channel(**state):
+    """A GuardedServer channel in a given state, without a socket (only its state matters)."""
+    from webapp.server import _Channel
+
+    channel = _Channel.__new__(_Channel)
+    silent = state.pop("silent", 0.0)
+    defaults = {"requests": [], "total_outbufs_len": 0, "will_close": False, "request": None,
+                "began": 0.0, "last_activity": time.time() - silent}  # fmt: skip
+    for name, value in {**defaults, **state}.items():
+        setattr(channel, name, value)
+    return channel
+
+
+@pytest.mark.parametrize(
+    ("state", "stalled"),
+    [
+        ({"request": object(), "began": -10.0}, 10.0),  # a request trickling in for 10 s
+        ({"request": object(), "began": -1.0}, 1.0),  # one just begun
+        ({"silent": 10}, 10.0),  # silent for 10 s
+        ({"requests": [object()], "request": object(), "began": -10.0}, 0.0),  # being answered
+        ({"total_outbufs_len": 5, "silent": 10}, 0.0),  # a reply to send
+        ({"will_close": True, "silent": 10}, 0.0),  # closing anyway
+    ],
+)
+def test_how_long_a_connection_has_stalled(state, stalled):
+    """The guard closes connections stalled past its patience; these are the states."""
+    assert _channel(**state).stalled_for(now=0.0) == pytest.approx(stalled, abs=0.5)

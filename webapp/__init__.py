@@ -28,7 +28,13 @@ from webapp.accounts import Accounts
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
 from webapp.i18n import LANGUAGES, select_locale
-from webapp.security import HostGuard, SessionInterface, add_security_headers, load_secret_key
+from webapp.security import (
+    HostGuard,
+    SessionInterface,
+    add_security_headers,
+    here,
+    load_secret_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +175,6 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     return app
 
 
-def _here() -> str:
-    """This page's path and query, for the language switcher to come back to.
-
-    Not ``request.full_path``, which decodes the query as strict UTF-8 and raised on any
-    other byte, on the error page too (see ``refuse_undecodable_query``)."""
-    query = request.query_string.decode("utf-8", "replace")
-    return f"{request.path}?{query}" if query else request.path
-
-
 def _register_hooks(app: Flask) -> None:
     request_log = logging.getLogger("webapp.requests")
 
@@ -187,7 +184,7 @@ def _register_hooks(app: Flask) -> None:
             "pet_name": state().config.pet.name,
             "locale": str(get_locale()),
             "languages": LANGUAGES,
-            "here": _here(),
+            "here": here(),
         }
 
     @app.before_request

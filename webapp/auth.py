@@ -23,7 +23,7 @@ from wtforms import BooleanField, PasswordField, StringField
 from webapp import state
 from webapp.extensions import db, limiter, login_manager
 from webapp.models import User
-from webapp.security import safe_next
+from webapp.security import here, safe_next
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -31,6 +31,17 @@ bp = Blueprint("auth", __name__)
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please log in to see the photos.")
 login_manager.session_protection = "basic"
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    """To the login page, and back here after it.
+
+    Flask-Login's own handler reads ``request.url``, which decodes the Host header, and
+    raised (a 500) for hosts browsers send such as ``xn--strae-oqa.de`` or broken
+    punycode ("xn--zz"). The path and query are all the redirect needs."""
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(url_for("auth.login", next=here()))
 
 
 class LoginForm(FlaskForm):

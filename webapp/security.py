@@ -87,22 +87,36 @@ def add_security_headers(response: Response, hsts: bool) -> Response:
     return response
 
 
-# A host name (labels of 1 to 63 letters, digits and dashes) or a bracketed IPv6 address,
-# with an optional port: what browsers send, punycode included.
+def here() -> str:
+    """This page's path and query: where to come back to after login or a language switch.
+
+    Not ``request.full_path``, which decodes the query as strict UTF-8 and raised on any
+    other byte, nor ``request.url``, which also decodes the Host header (see HostGuard)."""
+    query = request.query_string.decode("utf-8", "replace")
+    return f"{request.path}?{query}" if query else request.path
+
+
+# A host name (labels of 1 to 63 letters, digits, dashes and underscores, as nginx
+# upstream names have) or a bracketed IPv6 address, with an optional port: what browsers
+# and proxies send, punycode included.
 _HOST = re.compile(
-    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?)(?::[0-9]{1,5})?"
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?)(?::[0-9]{1,5})?"
 )
 
 
 def plausible_host(host: str) -> bool:
-    """Can werkzeug build and show URLs with this Host header?"""
+    """Can werkzeug build URLs with this Host header (``Map.bind`` IDNA-encodes it)?
+
+    Only encoding is checked. Decoding, which ``request.url`` does, fails on names
+    browsers send every day: Python's codec is IDNA 2003, browsers use IDNA 2008, so
+    ``xn--strae-oqa.de`` (straße.de) does not round-trip. Nothing here uses
+    ``request.url`` (the login redirect is built from :func:`here`)."""
     if not _HOST.fullmatch(host):
         return False
     if host.startswith("["):
         return True
     try:
-        # as werkzeug decodes it: lower-cased ("XN--" is a prefix too), punycode checked
-        host.partition(":")[0].lower().encode("ascii").decode("idna")
+        host.partition(":")[0].encode("idna")
     except UnicodeError:
         return False
     return True
@@ -111,9 +125,8 @@ def plausible_host(host: str) -> bool:
 class HostGuard:
     """WSGI middleware: a request whose Host header is no host name gets a plain 400.
 
-    werkzeug IDNA-encodes the Host to build URLs and decodes it for ``request.url``; a
-    label over 63 characters, an empty label ("a..b") or broken punycode ("xn--zz")
-    raised inside Flask's request set-up or the login redirect, and again on the error
+    werkzeug IDNA-encodes the Host to build URLs; a label over 63 characters or an
+    empty label ("a..b") raised inside Flask's request set-up, and again on the error
     page: a 500 (found by tests/test_fuzz_routes.py). Behind Caddy only the configured
     host gets through; waitress on its own passes any Host on.
     """
@@ -126,7 +139,7 @@ class HostGuard:
         host = environ.get("HTTP_HOST")
         if host is None or plausible_host(host):
             return self.app(environ, start_response)
-        log.info(
+        log.debug(  # anyone can send these: not worth a journal line each
             "refused %s %s: Host %r is no host name",
             environ.get("REQUEST_METHOD"),
             environ.get("PATH_INFO"),

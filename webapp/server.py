@@ -46,17 +46,22 @@ class _Channel(HTTPChannel):
     began = 0.0
 
     def received(self, data: bytes) -> bool:
+        """waitress's, noting when a new request's first bytes arrive."""
         if self.request is None and data:
             self.began = time.monotonic()
         return super().received(data)
 
-    def stalled(self, now: float, patience: float) -> bool:
-        """Holding a slot without being served: a request trickling in, or silence."""
+    def stalled_for(self, now: float) -> float:
+        """Seconds this connection has held a slot without being served; 0 if it is.
+
+        A request trickling in counts from its first byte (a slowloris refreshes its
+        last activity with every byte, so that would not do); a silent one, from the
+        last thing it sent or was sent."""
         if self.requests or self.total_outbufs_len or self.will_close:
-            return False  # being answered, or closing anyway
+            return 0.0  # being answered, or closing anyway
         if self.request is not None:
-            return now - self.began > patience
-        return time.time() - self.last_activity > patience
+            return now - self.began
+        return time.time() - self.last_activity
 
 
 class GuardedServer(TcpWSGIServer):
@@ -65,10 +70,12 @@ class GuardedServer(TcpWSGIServer):
     waitress buffers whole requests before a thread sees them, so a slowloris connection
     (headers sent a byte at a time) costs no worker thread; but it holds one of the
     ``web.connection_limit`` slots, and once every slot is held waitress stops accepting,
-    so a hundred such connections would lock every owner out. Near the limit this server
-    closes the connection stalled longest (a request begun more than ``patience`` seconds
-    ago and still incomplete, or nothing received for as long), and the waiting client is
-    accepted at once. Below the limit it behaves exactly like waitress.
+    so a hundred such connections would lock every owner out. One slot short of the
+    limit this server closes every connection stalled for more than ``patience`` seconds
+    (a request begun that long ago and still incomplete, or silence that long), and the
+    waiting clients are accepted at once. A connection being answered is never closed;
+    an idle keep-alive one may be, and its browser reconnects. Below that point it
+    behaves exactly like waitress.
     """
 
     channel_class = _Channel
@@ -88,23 +95,23 @@ class GuardedServer(TcpWSGIServer):
         if now - self._scanned < 0.25:  # called on every loop pass: scan a few times a second
             return
         self._scanned = now
-        stalled = [c for c in self.active_channels.values() if c.stalled(now, self.patience)]
-        if not stalled:
-            return  # every slot is a real client: the limit does its job
-        victim = min(stalled, key=lambda channel: channel.last_activity)
-        # Not closed here: the select loop has already listed its socket. will_close makes
-        # it writable, and waitress closes it in this very pass (its own idle timeout's way).
-        victim.will_close = True
-        self._evicted += 1
-        if now - self._reported > 60:  # under attack this runs all the time: log once a minute
+        stalled = [c for c in self.active_channels.values() if c.stalled_for(now) > self.patience]
+        for channel in stalled:
+            # Not closed here: the select loop has already listed its socket. will_close
+            # makes it writable, and waitress closes it in this very pass (as its own
+            # idle timeout does).
+            channel.will_close = True
+        self._evicted += len(stalled)
+        if stalled and now - self._reported > 60:  # under attack: once a minute
             self._reported = now
             log.warning(
-                "connection limit (%d) reached: closed %d stalled connection(s) to let "
-                "new clients in (last from %s)",
-                self.adj.connection_limit - 1 - len(self.adj.listen),
+                "near the connection limit (%d): closed %d stalled connection(s) in the "
+                "last minute to let new clients in (one from %s)",
+                self.adj.connection_limit - 2 * len(self.adj.listen),
                 self._evicted,
-                victim.addr[0] if victim.addr else "?",
+                stalled[0].addr[0] if stalled[0].addr else "?",
             )
+            self._evicted = 0
 
 
 def make_server(app: Flask, config: Config, host: str | None = None, port: int | None = None):
@@ -133,7 +140,7 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
     )
     # waitress counts its own sockets (each listening socket and its wake-up pipe) against
     # the limit; the configured number is client connections.
-    adj.connection_limit = web.connection_limit + len(adj.listen) + 1
+    adj.connection_limit = web.connection_limit + 2 * len(adj.listen)
     # What waitress.create_server does, with GuardedServer in place of TcpWSGIServer.
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
