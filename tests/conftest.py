@@ -138,8 +138,8 @@ def photos(app, good_frame):
 
 
 @contextlib.contextmanager
-def waitress_thread(app):
-    """The app under a real waitress server on a free loopback port; yields its URL."""
+def serving(app):
+    """The app under a real waitress server on a free loopback port; yields the server."""
     from webapp import state
     from webapp.server import make_server
 
@@ -154,7 +154,15 @@ def waitress_thread(app):
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield server
     finally:
+        server.task_dispatcher.shutdown()  # let workers finish before their wake-up pipe goes
         server.close()
         thread.join(5)
+
+
+@contextlib.contextmanager
+def waitress_thread(app):
+    """The app under a real waitress server on a free loopback port; yields its URL."""
+    with serving(app) as server:
+        yield f"http://127.0.0.1:{server.effective_port}"

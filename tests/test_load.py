@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from puccicam.config import env_name, load_config
-from tests.conftest import frame_bytes
+from tests.conftest import frame_bytes, serving
 from tests.live import ServerProcess, login, login_form
 from tests.soak import record, scaled
 
@@ -163,23 +163,9 @@ def test_a_hundred_owners_for_a_minute_get_no_errors_and_no_leak(tmp_path):
 @contextlib.contextmanager
 def _guarded_server(make_config, **overrides):
     from webapp import create_app
-    from webapp.server import make_server
 
-    config = make_config(**overrides)
-    server = make_server(create_app(config), config, host="127.0.0.1", port=0)
-
-    def run() -> None:
-        with contextlib.suppress(OSError):  # sockets closed from the test's thread: done
-            server.run()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
+    with serving(create_app(make_config(**overrides))) as server:
         yield server
-    finally:
-        server.task_dispatcher.shutdown()  # let workers finish before their wake-up pipe goes
-        server.close()
-        thread.join(5)
 
 
 class Slowloris:
