@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import get_timezone as babel_timezone
-from flask import Flask, abort, current_app, g, request
+from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
 from werkzeug.datastructures import ImmutableDict
@@ -34,6 +34,8 @@ from webapp.security import (
     add_security_headers,
     here,
     load_secret_key,
+    refuse_nameless_fields,
+    refuse_undecodable_query,
 )
 
 log = logging.getLogger(__name__)
@@ -103,16 +105,6 @@ class _Flask(Flask):
     url_map_class = _Map
 
 
-def _refuse_nameless_fields() -> None:
-    """A form with a multipart part that has no usable name is a 400.
-
-    werkzeug files such a part under the key None, and Flask-WTF's CSRF check, looking
-    through the form's keys for a token, fails on it: a 500 for any visitor posting
-    anywhere, no token needed (found by tests/test_fuzz_routes.py)."""
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and None in request.form:
-        abort(400)
-
-
 def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     """Build the app from a puccicam Config; ``overrides`` go into ``app.config`` last."""
     config = config or load_config()
@@ -154,7 +146,9 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     _create_database(config.database_path)
     db.init_app(app)
     login_manager.init_app(app)
-    app.before_request(_refuse_nameless_fields)  # before CSRFProtect's check, which needs it
+    # Before CSRFProtect's check, which fails on what they refuse.
+    app.before_request(refuse_nameless_fields)
+    app.before_request(refuse_undecodable_query)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
@@ -190,17 +184,6 @@ def _register_hooks(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
-
-    @app.before_request
-    def refuse_undecodable_query() -> None:
-        """A query that is not UTF-8 is a 400: werkzeug's ``request.args`` decodes it
-        strictly and would raise (a 500). waitress refuses raw non-ASCII bytes in a
-        request target, but not in one starting with "//": ``GET //?`` and a raw 0x80
-        byte was a 500 (found by tests/test_fuzz_routes.py)."""
-        try:
-            request.query_string.decode("utf-8")
-        except UnicodeDecodeError:
-            abort(400)
 
     @app.after_request
     def finish(response):
