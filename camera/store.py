@@ -158,16 +158,17 @@ class PhotoStore:
             raise StorageError(f"cannot create {directory}: {exc.strerror or exc}") from exc
 
     def _hour_dirs(
-        self, since: float | None, until: float | None, newest_first: bool
+        self, since: float | None, until: float | None, newest_first: bool, root: Path | None = None
     ) -> list[Path]:
-        """Hour directories that can hold photos taken in [since, until]."""
+        """Hour directories under ``root`` (the photos) for photos taken in [since, until]."""
+        root = root or self.root
         low = _hour_key(since) if since is not None else ("", "")
         high = _hour_key(until) if until is not None else ("99999999", "99")
         try:
             days = sorted(
                 (
                     e.name
-                    for e in os.scandir(self.root)
+                    for e in os.scandir(root)
                     if _DAY.fullmatch(e.name) and low[0] <= e.name <= high[0]
                 ),
                 reverse=newest_first,
@@ -178,12 +179,12 @@ class PhotoStore:
         for day in days:
             try:
                 hours = sorted(
-                    (e.name for e in os.scandir(self.root / day) if _HOUR.fullmatch(e.name)),
+                    (e.name for e in os.scandir(root / day) if _HOUR.fullmatch(e.name)),
                     reverse=newest_first,
                 )
             except FileNotFoundError:
                 continue
-            dirs += [self.root / day / h for h in hours if low <= (day, h) <= high]
+            dirs += [root / day / h for h in hours if low <= (day, h) <= high]
         return dirs
 
     def _list(self, directory: Path) -> list[Photo]:
@@ -270,10 +271,12 @@ class PhotoStore:
 
     def remove_stale_temps(self) -> int:
         """Delete temp files killed writers left among the photos and thumbnails."""
-        removed = sum(map(remove_stale_temps, self._hour_dirs(None, None, newest_first=False)))
-        if self.thumbs_root is not None:
-            thumbs = PhotoStore(self.thumbs_root)
-            removed += sum(map(remove_stale_temps, thumbs._hour_dirs(None, None, False)))
+        roots = [self.root] + ([self.thumbs_root] if self.thumbs_root else [])
+        removed = sum(
+            remove_stale_temps(directory)
+            for root in roots
+            for directory in self._hour_dirs(None, None, newest_first=False, root=root)
+        )
         if removed:
             log.info("removed %d stale temp file(s) left by an interrupted save", removed)
         return removed
