@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import threading
 from pathlib import Path
 
 from camera.errors import StorageError, StorageFull
-
-log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _FULL = {errno.ENOSPC, errno.EDQUOT}
