@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from camera.store import PhotoStore, photo_name  # noqa: E402
 from puccicam.config import load_config  # noqa: E402
-from tests.live import free_port, login, wait_until_answering  # noqa: E402
+from tests.helpers.live import free_port, login, wait_until_answering  # noqa: E402
 from webapp import create_app, state  # noqa: E402
 from webapp.server import make_server, run_server  # noqa: E402
 

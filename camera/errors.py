@@ -28,6 +28,10 @@ class StorageError(CameraError):
     """A photo could not be written; nothing partial was left behind."""
 
 
+class DataDirError(StorageError):
+    """The data dir (or a file in it) cannot be created, read or written."""
+
+
 class StorageFull(StorageError):
     """The disk is full (or over quota): free space or lower the retention."""
 

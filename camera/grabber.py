@@ -13,6 +13,7 @@ import math
 import os
 import threading
 from collections import Counter
+from pathlib import Path
 
 from camera.clock import SystemClock
 from camera.errors import (
@@ -28,11 +29,11 @@ from camera.fsutil import remove_stale_temps
 from camera.imaging import make_photo
 from camera.notify import Notifier
 from camera.retention import Retention
+from camera.settings import CameraConfig, CaptureConfig
 from camera.source import Source
 from camera.status import Status, write_status
 from camera.store import Photo, PhotoStore
 from camera.validate import GoodFrame, validate, validate_jpeg
-from puccicam.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -55,30 +56,30 @@ class Grabber:
 
     def __init__(
         self,
-        config: Config,
         source: Source,
+        store: PhotoStore,
+        retention: Retention,
         *,
-        store: PhotoStore | None = None,
-        retention: Retention | None = None,
+        camera: CameraConfig,
+        capture: CaptureConfig,
+        status_path: Path,
         notifier: Notifier | None = None,
         clock: SystemClock | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        self.config = config
         self.source = source
-        self.store = store or PhotoStore(config.photos_dir, config.thumbs_dir)
-        self.retention = retention or Retention(
-            self.store,
-            config.storage.retention_hours * 3600,
-            config.storage.min_free_mb * 2**20,
-        )
+        self.store = store
+        self.retention = retention
+        self.camera = camera
+        self.capture_settings = capture
+        self.status_path = status_path
         self.notifier = notifier or Notifier()
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
         self.status = Status(
             pid=os.getpid(),
             started=self.clock.now(),
-            interval=config.capture.interval,
+            interval=capture.interval,
             source=source.name,
         )
         self._is_open = False
@@ -87,7 +88,7 @@ class Grabber:
     @property
     def keep_open(self) -> bool:
         """Short intervals keep the device streaming; long ones let the LED go off."""
-        return self.config.capture.interval < self.config.camera.keep_open_below
+        return self.capture_settings.interval < self.camera.keep_open_below
 
     # -- one photo ------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Grabber:
 
     def _ensure_open(self) -> int:
         """Open and warm up the camera, or drain stale frames; return frames discarded."""
-        cam = self.config.camera
+        cam = self.camera
         if self._is_open:
             for _ in range(cam.drain_frames):
                 self._read()
@@ -122,7 +123,7 @@ class Grabber:
     def _first_good_frame(self) -> tuple[GoodFrame, Counter[str]]:
         rejected: Counter[str] = Counter()
         last: CorruptFrame | None = None
-        for _ in range(self.config.camera.max_attempts):
+        for _ in range(self.camera.max_attempts):
             frame = self._read()
             try:
                 return validate(frame), rejected
@@ -132,7 +133,7 @@ class Grabber:
                 last = exc
                 log.info("frame rejected (%s): %s", exc.reason, exc.detail)
         raise NoGoodFrame(
-            f"all {self.config.camera.max_attempts} frames tried were rejected "
+            f"all {self.camera.max_attempts} frames tried were rejected "
             f"({_summary(rejected)}); last: {last}"
         )
 
@@ -143,7 +144,7 @@ class Grabber:
         :raises NoGoodFrame: every frame tried was corrupt.
         :raises StorageError: the photo could not be written (StorageFull for a full disk).
         """
-        cap = self.config.capture
+        cap = self.capture_settings
         self.status.last_attempt = self.clock.now()
         try:
             skipped = self._ensure_open()
@@ -198,24 +199,23 @@ class Grabber:
                 "camera %s lost: %s; retrying with backoff up to %g s",
                 self.source.name,
                 error,
-                self.config.camera.backoff_max,
+                self.camera.backoff_max,
             )
 
     def _prepare(self) -> None:
         """Create the data dir and clear what an interrupted run left behind."""
+        data_dir = self.status_path.parent
         try:
-            self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as exc:
-            raise StorageError(
-                f"data dir {self.config.data_dir} cannot be created: {exc.strerror}"
-            ) from exc
+            raise StorageError(f"data dir {data_dir} cannot be created: {exc.strerror}") from exc
         self.store.remove_stale_temps()
         # The status file's own temp, if a kill landed while it was being replaced.
-        remove_stale_temps(self.config.data_dir)
+        remove_stale_temps(data_dir)
 
     def _write_status(self) -> None:
         try:
-            write_status(self.config.status_path, self.status)
+            write_status(self.status_path, self.status)
         except StorageError as exc:
             log.debug("status not written: %s", exc)
 
@@ -260,8 +260,8 @@ class Grabber:
 
     def run(self) -> None:
         """Capture on schedule until ``stop`` is set (SIGTERM/SIGINT in the CLI)."""
-        interval = self.config.capture.interval
-        lead = 0.0 if self.keep_open else self.config.camera.warmup_delay
+        interval = self.capture_settings.interval
+        lead = 0.0 if self.keep_open else self.camera.warmup_delay
         self._prepare()
         self.retention.prune(self.clock.now())
         log.info(
@@ -279,7 +279,7 @@ class Grabber:
                     wake = next_tick(self.clock.now() + lead, interval) - lead
                     self.status.next_capture = wake + lead
                 else:
-                    delay = min(self.config.camera.backoff_max, 2.0 ** min(self._failures - 1, 16))
+                    delay = min(self.camera.backoff_max, 2.0 ** min(self._failures - 1, 16))
                     wake = self.clock.now() + delay
                     self.status.next_capture = wake
                     self.notifier.status(f"camera missing, retrying in {delay:g} s")

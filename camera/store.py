@@ -67,6 +67,13 @@ def _hour_key(taken_at: float) -> tuple[str, str]:
     return f"{stamp:%Y%m%d}", f"{stamp:%H}"
 
 
+def _relative(name: str) -> str:
+    """``YYYYMMDD/HH/NAME``: where a photo (or its thumbnail) lives under its root.
+
+    The name is the UTC capture time, so its day and hour are the directory's."""
+    return f"{name[:8]}/{name[9:11]}/{name}"
+
+
 class PhotoStore:
     """Photos under one directory; safe against power cuts and half-written files.
 
@@ -85,21 +92,30 @@ class PhotoStore:
     ) -> None:
         self.root = Path(root)
         self.thumbs_root = Path(thumbs_root) if thumbs_root else None
+        self._roots = (str(self.root), str(self.thumbs_root) if self.thumbs_root else None)
         self._cache: dict[Path, tuple[int, list[Photo]]] | None = {} if cache_listings else None
 
-    def _dir(self, taken_at: float) -> Path:
-        day, hour = _hour_key(taken_at)
-        return self.root / day / hour
+    def locate(self, name: str, *, thumb: bool = False) -> str | None:
+        """Where a photo (or its thumbnail) of this name would be, or None for a name
+        this store never writes; nothing is checked on disk.
+
+        The web app's fast path calls this on every request: a regex and a string join,
+        no Path objects and no date arithmetic (a name of the right shape that no photo
+        has simply fails to open).
+        """
+        root = self._roots[1 if thumb else 0]
+        if root is None or not PHOTO_NAME.fullmatch(name):
+            return None
+        return f"{root}/{_relative(name)}"
 
     def path(self, name: str) -> Path:
         """The path of an existing photo.
 
         :raises PhotoNotFound: the name is not a photo name or no such photo is stored.
         """
-        photo = parse_name(name)
-        if photo is None:
+        if parse_name(name) is None:
             raise PhotoNotFound(f"{name!r} is not a photo name")
-        path = self._dir(photo.taken_at) / photo.name
+        path = self.root / _relative(name)
         if not path.is_file():
             raise PhotoNotFound(f"no photo named {name}")
         return path
@@ -124,12 +140,11 @@ class PhotoStore:
         taken_at = round(taken_at * 1000) / 1000
         name = photo_name(taken_at)
         # Two photos in one millisecond only happen when the clock steps back: keep both.
-        while (self._dir(taken_at) / name).exists():
+        while (self.root / _relative(name)).exists():
             taken_at = round(taken_at * 1000 + 1) / 1000
             name = photo_name(taken_at)
-        directory = self._dir(taken_at)
-        self._make_dir(directory)
-        path = directory / name
+        path = self.root / _relative(name)
+        self._make_dir(path.parent)
         write_atomic(path, jpeg)
         try:
             stored = path.read_bytes()
@@ -208,23 +223,24 @@ class PhotoStore:
             cache[directory] = (mtime, found)
         return found
 
-    def hour_counts(self, since: float, until: float) -> dict[str, int]:
-        """Photos per hour in [since, until], keyed ``YYYYMMDDHH`` (for a timeline)."""
+    def hour_counts(self, since: float, until: float) -> dict[int, int]:
+        """Photos per hour in [since, until], keyed by the hour's start (epoch seconds)."""
         counts = {}
         for directory in self._hour_dirs(since, until, newest_first=False):
             found = self._list(directory)
             # sorted by time: two bisections instead of a look at every photo
             low = bisect.bisect_left(found, since, key=lambda p: p.taken_at)
             high = bisect.bisect_right(found, until, key=lambda p: p.taken_at)
-            counts[directory.parent.name + directory.name] = high - low
+            if found:
+                counts[int(found[0].taken_at // 3600) * 3600] = high - low
         return counts
 
     def thumb_path(self, name: str) -> Path:
         """Where the thumbnail of an existing photo lives (it may not exist yet)."""
-        photo = self.path(name)
+        self.path(name)
         if self.thumbs_root is None:
             raise PhotoNotFound("this store keeps no thumbnails")
-        return self.thumbs_root / photo.parent.parent.name / photo.parent.name / name
+        return self.thumbs_root / _relative(name)
 
     def photos(
         self, since: float | None = None, until: float | None = None, *, newest_first: bool = False
@@ -252,13 +268,13 @@ class PhotoStore:
 
     def delete(self, photo: Photo) -> None:
         """Remove a photo and its thumbnail, and their directories once empty."""
-        day, hour = _hour_key(photo.taken_at)
         for root in (self.root, self.thumbs_root):
             if root is None:
                 continue
-            directory = root / day / hour
+            path = root / _relative(photo.name)
+            directory = path.parent
             try:
-                (directory / photo.name).unlink()
+                path.unlink()
             except FileNotFoundError:
                 pass
             except OSError as exc:

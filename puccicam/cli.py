@@ -1,7 +1,10 @@
 """The ``puccicam`` command: thin subcommands that build the config and call in.
 
-Domain errors become ``click.ClickException`` here and nowhere else, so every failure
-reaches the operator as one sentence saying what happened and what to do.
+Every subcommand gets ``--config``, ``--data-dir`` and ``--log-level`` (also accepted
+before the subcommand) from one decorator, :func:`with_config`, which builds the
+:class:`Config` and passes it in. Domain errors are raised as their own types and become
+one-line messages in one place, :meth:`Group.invoke`, so every failure reaches the
+operator as a sentence saying what happened and what to do.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -29,49 +33,96 @@ from puccicam.logs import setup_logging
 log = logging.getLogger(__name__)
 
 
-def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--config, --data-dir and --log-level, accepted by every subcommand."""
+def _domain_message(exc: Exception) -> str | None:
+    """The one-line message for a domain error, or None for anything else."""
+    if isinstance(exc, ConfigError):
+        return f"configuration: {exc}"
+    if isinstance(exc, CameraError):  # camera, frames, storage, the data dir
+        return str(exc)
+    # The web side's errors are imported only once one is being reported: ``grab`` and
+    # ``check`` never load Flask.
+    if "webapp" in sys.modules:
+        from webapp.accounts import AccountError
+        from webapp.server import ListenError
 
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="TOML config file (default: $PUCCICAM_CONFIG, else built-in defaults).",
-    )
-    @click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Directory holding all state (default: $PUCCICAM_DATA_DIR).",
-    )
-    @click.option(
-        "--log-level",
-        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-        help="How much to log (default: $PUCCICAM_LOG_LEVEL or INFO).",
-    )
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return command(*args, **kwargs)
-
-    return wrapper
+        if isinstance(exc, AccountError | ListenError):
+            return str(exc)
+    return None
 
 
-def build_config(
-    config_path: Path | None, data_dir: Path | None, log_level: str | None, **overrides: Any
-) -> Config:
-    """Load the config (CLI options last) and set up logging, or exit with the bad key."""
-    try:
-        config = load_config(
-            config_path,
-            overrides={
-                "data_dir": data_dir,
-                "log_level": log_level.upper() if log_level else None,
-                **overrides,
-            },
-        )
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
-    setup_logging(config.log_level)
-    return config
+class Group(click.Group):
+    """A click group that turns domain errors into ``click.ClickException``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = _domain_message(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
+
+
+def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --data-dir and --log-level, on the group and on every subcommand."""
+    for option in reversed(
+        [
+            click.option(
+                "--config",
+                "config_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="TOML config file (default: $PUCCICAM_CONFIG, else built-in defaults).",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Directory holding all state (default: $PUCCICAM_DATA_DIR).",
+            ),
+            click.option(
+                "--log-level",
+                type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+                help="How much to log (default: $PUCCICAM_LOG_LEVEL or INFO).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def with_config(
+    preset: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+    **option_keys: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a subcommand the common options and call it with the built ``config``.
+
+    ``option_keys`` maps the subcommand's own options to dotted keys (``source=
+    "camera.source"``); ``preset(params, common)`` returns keys a subcommand sets itself
+    (the demo's camera, a quieter log level), beneath the options the operator typed; it
+    may pop the options it consumed from ``params``. A bad
+    value raises ConfigError naming the key, which the group reports.
+    """
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @_common_options
+        @functools.wraps(command)
+        def wrapper(
+            config_path: Path | None, data_dir: Path | None, log_level: str | None, **params: Any
+        ) -> Any:
+            group = click.get_current_context().find_root().params
+            common = {
+                "data_dir": data_dir or group.get("data_dir"),
+                "log_level": (log_level or group.get("log_level") or "").upper() or None,
+            }
+            overrides = dict(preset(params, common) if preset else {})
+            overrides.update({key: params.pop(name) for name, key in option_keys.items()})
+            overrides.update({k: v for k, v in common.items() if v is not None})
+            config = load_config(config_path or group.get("config_path"), overrides=overrides)
+            setup_logging(config.log_level)
+            return command(config, **params)
+
+        return wrapper
+
+    return decorate
 
 
 def _when(stamp: float | None) -> str:
@@ -81,37 +132,23 @@ def _when(stamp: float | None) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({time.time() - stamp:.0f} s ago)"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="puccicam")
-def main() -> None:
+@_common_options
+def main(config_path: Path | None, data_dir: Path | None, log_level: str | None) -> None:
     """puccicam: a pet camera with a private web gallery."""
 
 
 @main.command()
-@common_options
+@with_config(source="camera.source", interval="capture.interval", overlay="capture.overlay")
 @click.option("--source", help="Camera: /dev/videoN, a by-id path, a file, a URL or replay:DIR.")
 @click.option("--interval", type=float, help="Seconds between photos (at least 0.2).")
 @click.option("--once", is_flag=True, help="Take one photo and exit (non-zero on failure).")
 @click.option("--overlay/--no-overlay", default=None, help="Draw the timestamp banner or not.")
-def grab(
-    config_path: Path | None,
-    data_dir: Path | None,
-    log_level: str | None,
-    source: str | None,
-    interval: float | None,
-    once: bool,
-    overlay: bool | None,
-) -> None:
+def grab(config: Config, once: bool) -> None:
     """Take a photo every interval (or --once) and keep the last 24 hours."""
-    from camera.grabber import Grabber
-    from camera.source import open_source
+    from puccicam.wiring import make_grabber
 
-    config = build_config(
-        config_path,
-        data_dir,
-        log_level,
-        **{"camera.source": source, "capture.interval": interval, "capture.overlay": overlay},
-    )
     cam, cap = config.camera, config.capture
     log.info(
         "puccicam %s: source %s, %dx%d q%d every %g s, keep %g h, data dir %s",
@@ -124,20 +161,9 @@ def grab(
         config.storage.retention_hours,
         config.data_dir,
     )
-    camera = open_source(
-        cam.source,
-        width=cap.width,
-        height=cap.height,
-        fps=cam.fps,
-        buffer_size=cam.buffer_size,
-        read_timeout=cam.read_timeout,
-    )
-    grabber = Grabber(config, camera)
+    grabber = make_grabber(config)
     if once:
-        try:
-            photo = grabber.run_once()
-        except CameraError as exc:
-            raise click.ClickException(str(exc)) from None
+        photo = grabber.run_once()
         click.echo(grabber.store.path(photo.name))
         return
 
@@ -148,31 +174,26 @@ def grab(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    try:
-        grabber.run()
-    except CameraError as exc:
-        raise click.ClickException(str(exc)) from None
+    grabber.run()
 
 
 @main.command("config")
-@common_options
+@with_config()
 @click.option("--example", is_flag=True, help="Print every key, commented, at its default.")
-def show_config(
-    config_path: Path | None, data_dir: Path | None, log_level: str | None, example: bool
-) -> None:
+def show_config(config: Config, example: bool) -> None:
     """Check the configuration (exit 1 naming a bad key), or print an example file."""
     from puccicam.config import example_toml
 
     if example:
         click.echo(example_toml(), nl=False)
         return
-    config = build_config(config_path, data_dir, log_level)
     click.echo(f"configuration ok; data dir {config.data_dir}")
 
 
 @main.command()
+@with_config()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
+def check(config: Config, files: tuple[Path, ...]) -> None:
     """Validate JPEG files as the grabber would: one line each, exit 1 if any is rejected."""
     from camera.validate import validate_jpeg
 
@@ -192,19 +213,12 @@ def check(files: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@common_options
-def prune(config_path: Path | None, data_dir: Path | None, log_level: str | None) -> None:
+@with_config()
+def prune(config: Config) -> None:
     """Delete photos older than the retention window now (the grabber also does it)."""
-    from camera.retention import Retention
-    from camera.store import PhotoStore
+    from puccicam.wiring import make_retention, make_store
 
-    config = build_config(config_path, data_dir, log_level)
-    retention = Retention(
-        PhotoStore(config.photos_dir, config.thumbs_dir),
-        config.storage.retention_hours * 3600,
-        config.storage.min_free_mb * 2**20,
-    )
-    result = retention.prune(time.time())
+    result = make_retention(config, make_store(config)).prune(time.time())
     click.echo(
         f"deleted {result.expired} photo(s) older than {config.storage.retention_hours:g} h "
         f"and {result.for_space} more to keep {config.storage.min_free_mb} MB free"
@@ -212,17 +226,14 @@ def prune(config_path: Path | None, data_dir: Path | None, log_level: str | None
 
 
 @main.command()
-@common_options
+@with_config()
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status file.")
-def status(
-    config_path: Path | None, data_dir: Path | None, log_level: str | None, as_json: bool
-) -> None:
+def status(config: Config, as_json: bool) -> None:
     """Show what the grabber last did; exit 1 if it never ran with this data dir."""
     from dataclasses import asdict
 
     from camera.status import read_status
 
-    config = build_config(config_path, data_dir, log_level)
     current = read_status(config.status_path)
     if current is None:
         raise click.ClickException(
@@ -248,24 +259,13 @@ def status(
         click.echo(f"{label + ':':16} {value}")
 
 
-def _app(config: Config):
-    from webapp import create_app
-
-    return create_app(config)
-
-
 @contextlib.contextmanager
-def _accounts(config_path: Path | None, data_dir: Path | None, log_level: str | None):
-    """The accounts of this data dir; AccountError becomes a one-line error."""
-    from webapp import state
-    from webapp.accounts import AccountError
+def _accounts(config: Config):
+    """The accounts of this data dir, inside the app's context."""
+    from webapp import create_app, state
 
-    app = _app(build_config(config_path, data_dir, log_level or "WARNING"))
-    with app.app_context():
-        try:
-            yield state().accounts
-        except AccountError as exc:
-            raise click.ClickException(str(exc)) from None
+    with create_app(config).app_context():
+        yield state().accounts
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -282,32 +282,27 @@ def user() -> None:
 password_stdin_option = click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input."
 )
+# Account commands are quiet unless asked: their output is the answer, not a log.
+quiet = with_config(preset=lambda _params, _common: {"log_level": "WARNING"})
 
 
 @user.command("add")
-@common_options
+@quiet
 @click.argument("name")
 @click.option("--email", help="The owner's e-mail address.")
 @password_stdin_option
-def user_add(
-    config_path: Path | None,
-    data_dir: Path | None,
-    log_level: str | None,
-    name: str,
-    email: str | None,
-    password_stdin: bool,
-) -> None:
+def user_add(config: Config, name: str, email: str | None, password_stdin: bool) -> None:
     """Create an owner account (8 to 72 bytes of password)."""
-    with _accounts(config_path, data_dir, log_level) as accounts:
+    with _accounts(config) as accounts:
         accounts.add(name, _read_password(password_stdin), email)
     click.echo(f"account {name} created")
 
 
 @user.command("list")
-@common_options
-def user_list(config_path: Path | None, data_dir: Path | None, log_level: str | None) -> None:
+@quiet
+def user_list(config: Config) -> None:
     """List the owner accounts."""
-    with _accounts(config_path, data_dir, log_level) as accounts:
+    with _accounts(config) as accounts:
         users = accounts.all()
         for account in users:
             click.echo(f"{account.username}\t{account.email or '-'}\t{account.created_at:%Y-%m-%d}")
@@ -316,97 +311,69 @@ def user_list(config_path: Path | None, data_dir: Path | None, log_level: str | 
 
 
 @user.command("remove")
-@common_options
+@quiet
 @click.argument("name")
-def user_remove(
-    config_path: Path | None, data_dir: Path | None, log_level: str | None, name: str
-) -> None:
+def user_remove(config: Config, name: str) -> None:
     """Delete an owner account (its sessions end at once)."""
-    with _accounts(config_path, data_dir, log_level) as accounts:
+    with _accounts(config) as accounts:
         accounts.remove(name)
     click.echo(f"account {name} removed")
 
 
 @user.command("passwd")
-@common_options
+@quiet
 @click.argument("name")
 @password_stdin_option
-def user_passwd(
-    config_path: Path | None,
-    data_dir: Path | None,
-    log_level: str | None,
-    name: str,
-    password_stdin: bool,
-) -> None:
+def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
     """Change an owner's password; every session of that owner ends."""
-    with _accounts(config_path, data_dir, log_level) as accounts:
+    with _accounts(config) as accounts:
         accounts.set_password(name, _read_password(password_stdin))
     click.echo(f"password of {name} changed; its sessions have ended")
 
 
 @main.command()
-@common_options
+@with_config(host="web.host", port="web.port")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8080).")
-def serve(
-    config_path: Path | None,
-    data_dir: Path | None,
-    log_level: str | None,
-    host: str | None,
-    port: int | None,
-) -> None:
+def serve(config: Config) -> None:
     """Serve the web gallery with waitress."""
+    from webapp import create_app
     from webapp.server import make_server, run_server
 
-    config = build_config(config_path, data_dir, log_level, **{"web.host": host, "web.port": port})
-    try:
-        server = make_server(_app(config), config)
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {config.web.host}:{config.web.port}: {exc.strerror}"
-        ) from None
-    run_server(server)
+    run_server(make_server(create_app(config), config))
+
+
+def _demo_preset(params: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
+    from puccicam.demo import demo_settings
+
+    return {
+        # A fresh data dir unless one is named: a demo never touches a real one.
+        "data_dir": common["data_dir"] or Path(tempfile.mkdtemp(prefix="puccicam-demo-")),
+        **demo_settings(params.pop("interval")),
+        "web.port": params.pop("port"),
+        "web.host": "127.0.0.1",
+    }
 
 
 @main.command()
+@with_config(preset=_demo_preset)
 @click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
 @click.option(
     "--interval", type=float, default=5.0, show_default=True, help="Seconds between photos."
 )
-def demo(port: int, interval: float) -> None:
+def demo(config: Config) -> None:
     """Grabber on the bundled demo frames plus the gallery, with a fresh data dir."""
-    import tempfile
+    from puccicam.demo import demo_account, start_grabber
+    from webapp import create_app
+    from webapp.server import make_server, run_server
 
-    from webapp.server import DEMO_FRAMES, demo_account, make_server, run_server, start_grabber
-
-    data_dir = Path(tempfile.mkdtemp(prefix="puccicam-demo-"))
-    config = build_config(
-        None,
-        data_dir,
-        None,
-        **{
-            "camera.source": f"replay:{DEMO_FRAMES}",
-            "camera.warmup_delay": 1.0,
-            # Check every replayed frame, so the log shows the corrupt ones rejected.
-            "camera.warmup_frames": 0,
-            "camera.max_attempts": 30,
-            "capture.interval": interval,
-            "web.port": port,
-            "web.host": "127.0.0.1",
-            "pet.bio": "A demo pet cam: the frames come from the test fixtures, "
-            "corrupt ones included, so the log shows them being rejected.",
-        },
-    )
-    app = _app(config)
+    app = create_app(config)
     name, password = demo_account(app)
-    try:
-        server = make_server(app, config)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    server = make_server(app, config)
     thread, stop = start_grabber(config)
     click.echo(
-        f"\npuccicam demo on http://127.0.0.1:{port}/  log in as {name} / {password}\n"
-        f"data dir {data_dir}; Ctrl-C stops\n",
+        f"\npuccicam demo on http://127.0.0.1:{config.web.port}/  log in as {name} / "
+        f"{password}\ndata dir {config.data_dir}; Ctrl-C stops\n",
         err=True,
     )
 

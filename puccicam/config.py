@@ -1,9 +1,9 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[pet]``) except the
-top-level ``data_dir`` and ``log_level``. The environment variable for a key is its
-dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
+``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
+sections are defined in ``camera.settings``, the web's here. The environment variable
+for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
 options are applied last. A bad value stops start-up with a message naming the key.
 """
@@ -21,6 +21,9 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from camera.settings import CameraConfig, CaptureConfig, StorageConfig
+from camera.settings import setting as _key
+
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PUCCICAM_"
@@ -31,63 +34,10 @@ class ConfigError(Exception):
     """A configuration value is missing, unknown or out of range; the message names it."""
 
 
-def _key(default: Any, help: str, **limits: Any) -> Any:
-    """A config field with its documentation and limits kept beside its default."""
-    return field(default=default, metadata={"help": help, **limits})
-
-
 def _default_data_dir() -> Path:
     """``$XDG_DATA_HOME/puccicam``: a per-user place that is never inside the checkout."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "puccicam"
-
-
-@dataclass(frozen=True)
-class CameraConfig:
-    """Where frames come from and how the device is treated."""
-
-    source: str = _key(
-        "/dev/video0",
-        "/dev/videoN, /dev/v4l/by-id/..., an index, a video file, an image pattern, "
-        "an http(s)/rtsp URL, or replay:DIR",
-    )
-    fps: float = _key(30.0, "frame rate asked of the camera; replay: sources play at it", min=1)
-    warmup_delay: float = _key(3.0, "seconds to wait after opening before reading", min=0)
-    warmup_frames: int = _key(13, "frames discarded after the delay, unchecked", min=0)
-    max_attempts: int = _key(10, "frames tried per photo before giving up", min=1)
-    read_timeout: int = _key(
-        2, "seconds a V4L2 read may wait for a frame (SIGTERM may wait as long)", min=1, max=60
-    )
-    keep_open_below: float = _key(
-        30.0, "intervals shorter than this keep the device open between photos", min=0
-    )
-    drain_frames: int = _key(2, "stale frames read and dropped before each kept-open shot", min=0)
-    buffer_size: int = _key(1, "V4L2 buffers asked for (fewer means fresher frames)", min=1)
-    backoff_max: float = _key(60.0, "longest wait between attempts to reopen a lost camera", min=1)
-
-
-@dataclass(frozen=True)
-class CaptureConfig:
-    """What a saved photo looks like and how often one is taken."""
-
-    interval: float = _key(300.0, "seconds between photos, aligned to the clock", min=0.2)
-    width: int = _key(320, "saved photo width in pixels", min=16, max=4096)
-    height: int = _key(240, "saved photo height in pixels", min=16, max=4096)
-    jpeg_quality: int = _key(80, "JPEG quality of saved photos", min=1, max=100)
-    overlay: bool = _key(True, "draw a timestamp banner across the bottom")
-    overlay_text: str = _key(
-        "puccicam  %Y-%m-%d %H:%M:%S %Z", "banner text, strftime format, local time"
-    )
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    """How long photos are kept and how much disk must stay free."""
-
-    retention_hours: float = _key(
-        24.0, "photos older than this (by capture time) are deleted", min=0.01
-    )
-    min_free_mb: int = _key(64, "below this free space the oldest photos are deleted", min=0)
 
 
 @dataclass(frozen=True)

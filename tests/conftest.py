@@ -1,41 +1,46 @@
-"""Shared fixtures: fixture frames, a config rooted in tmp_path, fake clock and camera."""
+"""Shared fixtures and hooks: a config rooted in tmp_path, fake clock and camera, the app,
+a running site; ``--hardware`` and ``--slow`` opt in to the tests they name."""
 
 from __future__ import annotations
 
-import contextlib
-import re
-import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from puccicam.config import load_config
-from tests.fakes import FakeCamera, FakeClock
+from tests.helpers.fakes import FakeCamera, FakeClock
+from tests.helpers.frames import frame_bytes
+from tests.helpers.site import ATTACKS, AuthActions, Site, waitress_thread
+from tests.helpers.soak import record
 
-FRAMES_DIR = Path(__file__).parent / "fixtures" / "frames"
-GOOD = sorted(p.name for p in FRAMES_DIR.glob("good-*.jpg"))
-BAD = sorted(p.name for p in FRAMES_DIR.glob("bad-*.jpg"))
+OPT_INS = {
+    "hardware": "needs a real camera: run with --hardware",
+    "slow": "slow: run with --slow, as scripts/test does",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--hardware", action="store_true", help="also run tests that need a real /dev/video0"
     )
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        help="also run the slow tests (faults, load, fuzz, installs): scripts/test does",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--hardware"):
-        return
-    skip = pytest.mark.skip(reason="needs a real camera: run with --hardware")
+    skips = {
+        marker: pytest.mark.skip(reason=reason)
+        for marker, reason in OPT_INS.items()
+        if not config.getoption(f"--{marker}")
+    }
     for item in items:
-        if "hardware" in item.keywords:
-            item.add_marker(skip)
-
-
-def frame_bytes(name: str) -> bytes:
-    return (FRAMES_DIR / name).read_bytes()
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)
 
 
 @pytest.fixture
@@ -72,9 +77,6 @@ def camera(clock: FakeClock) -> FakeCamera:
 
 # -- the web app ------------------------------------------------------------------
 
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
 
 @pytest.fixture
 def app(make_config):
@@ -89,36 +91,6 @@ def app(make_config):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-class AuthActions:
-    """Create an owner, log in and out through the real forms (with CSRF tokens)."""
-
-    def __init__(self, client, app) -> None:
-        self.client = client
-        self.app = app
-
-    def create(self, username: str = "owner", password: str = PASSWORD) -> None:
-        from webapp import state
-
-        with self.app.app_context():
-            state().accounts.add(username, password)
-
-    def token(self, path: str = "/login") -> str:
-        match = CSRF.search(self.client.get(path).get_data(as_text=True))
-        assert match, f"no CSRF token on {path}"
-        return match.group(1)
-
-    def login(self, username: str = "owner", password: str = PASSWORD, next: str | None = None,
-              remember: bool = False):  # fmt: skip
-        data = {"username": username, "password": password, "csrf_token": self.token()}
-        if remember:
-            data["remember"] = "y"
-        url = "/login" + (f"?next={quote(next)}" if next else "")
-        return self.client.post(url, data=data)
-
-    def logout(self):
-        return self.client.post("/logout", data={"csrf_token": self.token("/")})
 
 
 @pytest.fixture
@@ -137,32 +109,22 @@ def photos(app, good_frame):
         return [store.save(good_frame, now - 60 - 300 * i) for i in range(12)][::-1]
 
 
-@contextlib.contextmanager
-def serving(app):
-    """The app under a real waitress server on a free loopback port; yields the server."""
-    from webapp import state
-    from webapp.server import make_server
-
-    with app.app_context():
-        config = state().config
-    server = make_server(app, config, host="127.0.0.1", port=0)
-
-    def run() -> None:
-        with contextlib.suppress(OSError):  # sockets closed from the test's thread: done
-            server.run()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.task_dispatcher.shutdown()  # let workers finish before their wake-up pipe goes
-        server.close()
-        thread.join(5)
+# -- the site the hostile tests attack --------------------------------------------
 
 
-@contextlib.contextmanager
-def waitress_thread(app):
-    """The app under a real waitress server on a free loopback port; yields its URL."""
-    with serving(app) as server:
-        yield f"http://127.0.0.1:{server.effective_port}"
+@pytest.fixture(scope="session")
+def _record_attacks():
+    """After the session, how many handcrafted attacks the hostile tests sent."""
+    yield
+    if ATTACKS[0]:
+        record("hostile", "handcrafted cases", ATTACKS[0])
+
+
+@pytest.fixture
+def site(app, auth, photos, tmp_path, _record_attacks):
+    auth.create()
+    # The limits are the limiter's business (tests/test_auth.py); here they would turn
+    # the many logins into 429s and hide what the login itself does with the input.
+    app.config.update(LOGIN_LIMIT_IP="100000 per minute", LOGIN_LIMIT_USER="100000 per minute")
+    with waitress_thread(app) as url:
+        yield Site(app, url, photos, tmp_path)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.helpers.site import PASSWORD
 
 
 def test_login_page_posts_username_and_password_with_csrf(client):
@@ -118,7 +118,7 @@ def test_logout_is_post_only_and_ends_every_session(auth, app):
     auth.create()
     auth.login()
     other = app.test_client()  # the same owner on a second device
-    from tests.conftest import AuthActions
+    from tests.helpers.site import AuthActions
 
     AuthActions(other, app).login()
     assert other.get("/gallery").status_code == 200
@@ -175,7 +175,7 @@ def test_login_rate_limit_per_ip_answers_429(auth, client):
 
 
 def test_login_rate_limit_per_username_across_ips(auth, app):
-    from tests.conftest import AuthActions
+    from tests.helpers.site import AuthActions
 
     auth.create()
     app.config["LOGIN_LIMIT_USER"] = "3 per hour"

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from puccicam.cli import main
-from tests.conftest import BAD, FRAMES_DIR, GOOD
+from tests.helpers.frames import BAD, FRAMES_DIR, GOOD
 
 
 @pytest.fixture
@@ -128,6 +128,7 @@ def _wait_for_photos(data: Path, count: int, timeout: float = 20) -> None:
     raise AssertionError(f"fewer than {count} photos after {timeout} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_real_grabber_exits_0_within_2_s_and_leaves_no_temp(tmp_path, signum):
     data = tmp_path / "data"
@@ -161,3 +162,65 @@ def test_journald_lines_carry_syslog_priorities(tmp_path):
     lines = err.splitlines()
     assert lines and all(line[:3] in ("<6>", "<4>", "<3>", "<7>") for line in lines)
     assert any(line.startswith("<6>camera.grabber: photo ") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["grab", "--once"],
+        ["config"],
+        ["check", str(FRAMES_DIR / "good-chelsea.jpg")],
+        ["prune"],
+        ["status"],
+        ["user", "list"],
+        ["serve"],
+        ["demo"],
+    ],
+)
+def test_every_command_takes_the_common_options(runner, command):
+    for option in ("--config", "--data-dir", "--log-level"):
+        result = runner.invoke(main, [*command, "--help"])
+        assert option in result.output, (command, option)
+
+
+def test_common_options_before_the_subcommand(runner, tmp_path):
+    toml = tmp_path / "p.toml"
+    toml.write_text(f'data_dir = "{tmp_path / "from-file"}"\n')
+    result = runner.invoke(main, ["--config", str(toml), "config"])
+    assert result.exit_code == 0 and f"data dir {tmp_path / 'from-file'}" in result.output
+    result = runner.invoke(main, ["--data-dir", str(tmp_path / "x"), "config"])
+    assert f"data dir {tmp_path / 'x'}" in result.output
+    # The subcommand's own option wins over the group's.
+    result = runner.invoke(
+        main, ["--data-dir", str(tmp_path / "x"), "config", "--data-dir", str(tmp_path / "y")]
+    )
+    assert f"data dir {tmp_path / 'y'}" in result.output
+
+
+def test_serve_names_an_unusable_data_dir_not_the_port(runner, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a directory should be")
+    result = runner.invoke(main, ["serve", "--data-dir", str(blocker / "data"), "--port", "1"])
+    assert result.exit_code == 1
+    assert "data dir" in result.output and "cannot listen" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_on_a_port_in_use_says_so(runner, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(main, ["serve", "--data-dir", str(tmp_path), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+def test_camera_package_depends_on_nothing_above_it():
+    camera = Path(__file__).resolve().parents[1] / "camera"
+    for module in camera.glob("*.py"):
+        text = module.read_text()
+        for layer in ("webapp", "puccicam"):
+            assert f"from {layer}" not in text and f"import {layer}" not in text, module

@@ -114,6 +114,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.slow  # a venv and a pip install, twice: about 25 s
 def test_install_into_a_root_prefix_then_again_then_uninstall(tmp_path):
     prefix = tmp_path / "root"
     first = _install(prefix)

@@ -6,7 +6,8 @@ where a frame should be (a read that never returns), a real tmpfs filled to the 
 page (ENOSPC from the kernel), SIGKILL (a crash), corrupt files (a flaky USB link).
 After each, the storage API is the judge: every photo it lists must be whole and valid.
 
-Quick by default; ``scripts/soak`` runs the issue's full counts (see tests/soak.py).
+Slow, so behind ``--slow``; quick in scale under ``scripts/test``, while ``scripts/soak``
+runs the issue's full counts (see tests/helpers/soak.py).
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ from camera.status import read_status
 from camera.store import PhotoStore
 from camera.validate import validate_jpeg
 from puccicam.config import env_name
-from tests.conftest import BAD, FRAMES_DIR, GOOD, frame_bytes
-from tests.soak import record, scaled
-from tests.test_validate import EXPECTED_REASON
+from tests.helpers.frames import BAD, EXPECTED_REASON, FRAMES_DIR, GOOD, frame_bytes
+from tests.helpers.soak import record, scaled
 
 pytestmark = pytest.mark.slow
 

@@ -27,16 +27,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD, AuthActions, waitress_thread
-from tests.soak import record, scaled
-from tests.test_hostile import build, parse_replies, send_raw
+from tests.helpers.rawhttp import build, parse_replies, send_raw
+from tests.helpers.site import PASSWORD, AuthActions, waitress_thread
+from tests.helpers.soak import record, scaled
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = scaled(20, 300)  # per route, per visitor (13 routes today)
 RAW_EXAMPLES = scaled(60, 600)  # through a real waitress server
 STATIC = Path(__file__).resolve().parents[1] / "webapp" / "static"
 PUBLIC_FILES = [path.read_bytes() for path in STATIC.iterdir() if path.is_file()]
 ROUTE_ARGUMENT = re.compile(r"<(?:([^:<>()]+)(?:\([^<>]*\))?:)?([^<>]+)>")
-EXECUTED = [0]  # requests sent by this module, for tests/soak.py's figures
+EXECUTED = [0]  # requests sent by this module, for tests/helpers/soak.py's figures
 SETTINGS = {
     "deadline": None,
     "database": None,  # one inner test per route: a shared database would mix them up

@@ -14,20 +14,20 @@ import pytest
 
 from camera.clock import SystemClock
 from camera.errors import CameraUnavailable, NoGoodFrame, StorageFull
-from camera.grabber import Grabber, next_tick
+from camera.grabber import next_tick
 from camera.notify import Notifier
 from camera.status import read_status
 from camera.store import PhotoStore
-from tests.conftest import frame_bytes
-from tests.fakes import EPOCH, FakeCamera, FakeClock
+from puccicam.wiring import make_grabber
+from tests.helpers.fakes import EPOCH, FakeCamera, FakeClock
+from tests.helpers.frames import frame_bytes
 
 DAY = 86400
 
 
 def grabber_for(config, camera, clock, **kwargs):
-    return Grabber(
-        config, camera, clock=clock, notifier=kwargs.pop("notifier", Notifier({})), **kwargs
-    )
+    kwargs.setdefault("notifier", Notifier({}))
+    return make_grabber(config, source=camera, clock=clock, **kwargs)
 
 
 def temp_files(config):
@@ -67,7 +67,7 @@ def test_no_good_frame_after_the_attempts_run_out(make_config, clock, camera):
         grabber.run_once()
     assert grabber.status.rejected == {"not_jpeg": 5}
     assert list(grabber.store.photos()) == []
-    assert read_status(grabber.config.status_path).failed == 1
+    assert read_status(grabber.status_path).failed == 1
 
 
 def test_a_corrupt_stretch_saves_nothing_and_recovers_on_the_first_good_frame(
@@ -225,7 +225,7 @@ def test_stale_temps_are_removed_at_start(make_config, clock, camera, good_frame
 def test_stop_during_warm_up_returns_promptly_and_closes(make_config, camera):
     stop = threading.Event()
     config = make_config(camera__warmup_delay=30)
-    grabber = Grabber(config, camera, notifier=Notifier({}), stop=stop)
+    grabber = make_grabber(config, source=camera, notifier=Notifier({}), stop=stop)
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
     grabber.run()
@@ -293,7 +293,7 @@ def test_watchdog_pings_stop_while_a_read_hangs(make_config, camera, notify_sock
     path, drain = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     config = make_config(capture__interval=0.2, camera__drain_frames=0)
-    grabber = Grabber(config, camera, notifier=notifier, clock=SystemClock())
+    grabber = make_grabber(config, source=camera, notifier=notifier, clock=SystemClock())
     worker = threading.Thread(target=grabber.run)
     worker.start()
     time.sleep(0.6)

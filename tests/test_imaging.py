@@ -6,8 +6,8 @@ import numpy as np
 
 from camera.imaging import draw_banner, fit, make_photo
 from camera.validate import validate_jpeg
-from tests.conftest import frame_bytes
-from tests.fakes import EPOCH
+from tests.helpers.fakes import EPOCH
+from tests.helpers.frames import frame_bytes
 
 
 def test_fit_crops_wide_frames_instead_of_squashing():

@@ -1,7 +1,7 @@
 """Load and slow clients against the real waitress server, from loopback.
 
 The load comes from wrk, a second process, with the owners' mix of ``tests/load_mix.lua``;
-the server is ``puccicam serve`` in a process of its own (``tests/live.py``), so its RSS
+the server is ``puccicam serve`` in a process of its own (``tests/helpers/live.py``), so its RSS
 is its own. Quick by default; ``scripts/soak`` runs the issue's 100 clients for 60 s.
 """
 
@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from puccicam.config import env_name, load_config
-from tests.conftest import frame_bytes, serving
-from tests.live import ServerProcess, login, login_form
-from tests.soak import record, scaled
+from tests.helpers.frames import frame_bytes
+from tests.helpers.live import ServerProcess, login, login_form
+from tests.helpers.site import serving
+from tests.helpers.soak import record, scaled
 
 pytestmark = pytest.mark.slow
 
@@ -252,7 +253,7 @@ def test_slowloris_up_to_the_connection_limit_does_not_lock_out_an_owner(make_co
 
 def test_without_the_guard_slowloris_would_lock_everyone_out(make_config, monkeypatch):
     """The check above can fail: waitress alone stops accepting at the limit."""
-    from webapp.server import GuardedServer
+    from webapp.guard import GuardedServer
 
     monkeypatch.setattr(GuardedServer, "patience", float("inf"))
     limit = 20

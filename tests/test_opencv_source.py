@@ -9,14 +9,14 @@ import cv2
 import pytest
 
 from camera.errors import CameraUnavailable
-from camera.grabber import Grabber
 from camera.notify import Notifier
 from camera.opencv_source import OpenCVSource
 from camera.replay import ReplaySource
 from camera.source import Source, open_source
 from camera.validate import validate_jpeg
-from tests.conftest import FRAMES_DIR, GOOD, frame_bytes
-from tests.fakes import FakeCamera
+from puccicam.wiring import make_grabber, make_store
+from tests.helpers.fakes import FakeCamera
+from tests.helpers.frames import FRAMES_DIR, GOOD, frame_bytes
 
 
 def _good_images():
@@ -65,15 +65,15 @@ def test_video_file_runs_out_cleanly(video_file):
 def test_image_sequence_through_the_grabber(make_config, image_sequence):
     config = make_config(camera__source=image_sequence)
     source = open_source(image_sequence, width=320, height=240, fps=30)
-    photo = Grabber(config, source, notifier=Notifier({})).run_once()
-    saved = validate_jpeg(Grabber(config, source).store.read(photo.name))
+    photo = make_grabber(config, source=source, notifier=Notifier({})).run_once()
+    saved = validate_jpeg(make_store(config).read(photo.name))
     assert saved.image.shape == (240, 320, 3)
 
 
 def test_video_file_through_the_grabber_at_another_size(make_config, video_file):
     config = make_config(capture__width=160, capture__height=120)
     source = open_source(str(video_file), width=160, height=120, fps=30)
-    grabber = Grabber(config, source, notifier=Notifier({}))
+    grabber = make_grabber(config, source=source, notifier=Notifier({}))
     photo = grabber.run_once()
     assert validate_jpeg(grabber.store.read(photo.name)).image.shape == (120, 160, 3)
 
@@ -130,6 +130,6 @@ def test_real_camera_gives_raw_mjpeg_that_validates(make_config):
     device = os.environ.get("PUCCICAM_TEST_DEVICE", "/dev/video0")
     config = make_config(camera__source=device, camera__warmup_delay=2, camera__warmup_frames=13)
     source = open_source(device, width=320, height=240, fps=30)
-    grabber = Grabber(config, source, notifier=Notifier({}))
+    grabber = make_grabber(config, source=source, notifier=Notifier({}))
     photo = grabber.run_once()
     assert validate_jpeg(grabber.store.read(photo.name)).image.shape == (240, 320, 3)

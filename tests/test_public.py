@@ -30,7 +30,7 @@ def test_home_shows_the_pet_from_config(make_config, tmp_path):
 def test_the_public_portrait_is_never_a_camera_photo(client, photos):
     body = client.get("/pet.jpg").data
     assert body[:2] == b"\xff\xd8"
-    from tests.conftest import frame_bytes
+    from tests.helpers.frames import frame_bytes
 
     assert body == frame_bytes("good-chelsea.jpg")  # the bundled portrait
 

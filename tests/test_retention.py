@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from camera.retention import Retention
 from camera.store import PhotoStore
-from tests.fakes import EPOCH
+from tests.helpers.fakes import EPOCH
 
 DAY = 86400.0
 

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import CSRF, PASSWORD, waitress_thread
+from tests.helpers.site import CSRF, PASSWORD, waitress_thread
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ def test_serve_stops_on_sigterm_after_load(tmp_path):
 
 def _channel(**state):
     """A GuardedServer channel in a given state, without a socket (only its state matters)."""
-    from webapp.server import _Channel
+    from webapp.guard import _Channel
 
     channel = _Channel.__new__(_Channel)
     silent = state.pop("silent", 0.0)

@@ -10,7 +10,7 @@ import pytest
 from camera.errors import CorruptFrame, PhotoNotFound, StorageError, StorageFull
 from camera.store import PhotoStore, parse_name, photo_name
 from camera.validate import validate_jpeg
-from tests.fakes import EPOCH
+from tests.helpers.fakes import EPOCH
 
 
 def test_names_sort_by_time_and_round_trip():

@@ -13,23 +13,7 @@ from hypothesis import strategies as st
 from camera.errors import CorruptFrame
 from camera.frame import Frame
 from camera.validate import check_picture, validate, validate_jpeg
-from tests.conftest import BAD, GOOD, frame_bytes
-
-EXPECTED_REASON = {
-    "bad-black.jpg": "blank",
-    "bad-dropped-packet.jpg": "ended_early",
-    "bad-empty.jpg": "not_jpeg",
-    "bad-ended-early.jpg": "ended_early",
-    "bad-error-page.jpg": "not_jpeg",
-    "bad-garbled.jpg": "garbled",
-    "bad-green-band.jpg": "flat_band",
-    "bad-green.jpg": "blank",
-    "bad-grey.jpg": "blank",
-    "bad-png-not-jpeg.jpg": "not_jpeg",
-    "bad-restart-data-lost.jpg": "garbled",
-    "bad-truncated-zero-filled.jpg": "truncated",
-    "bad-truncated.jpg": "truncated",
-}
+from tests.helpers.frames import BAD, EXPECTED_REASON, GOOD, frame_bytes
 
 
 def test_every_bad_fixture_has_an_expected_reason():

@@ -22,12 +22,15 @@ from flask_login import current_user
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
+from camera.errors import DataDirError
 from camera.store import PhotoStore
 from puccicam.config import Config, load_config
+from puccicam.wiring import make_store
 from webapp.accounts import Accounts
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
 from webapp.i18n import LANGUAGES, select_locale
+from webapp.requestlog import log_request
 from webapp.security import (
     HostGuard,
     SessionInterface,
@@ -110,8 +113,16 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     config = config or load_config()
     web = config.web
     app = _Flask(__name__, template_folder=str(TEMPLATES), static_folder="static")
+    try:
+        secret_key = load_secret_key(config.data_dir, web.secret_key)
+        _create_database(config.database_path)
+    except OSError as exc:
+        raise DataDirError(
+            f"data dir {config.data_dir} is not usable: {exc.strerror or exc} "
+            f"({getattr(exc, 'filename', None) or config.data_dir})"
+        ) from exc
     app.config.from_mapping(
-        SECRET_KEY=load_secret_key(config.data_dir, web.secret_key),
+        SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{config.database_path}",
         SESSION_COOKIE_NAME="puccicam_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -136,14 +147,13 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.config.update(overrides)
     app.session_interface = SessionInterface()
 
-    store = PhotoStore(config.photos_dir, config.thumbs_dir, cache_listings=True)
+    store = make_store(config, cache_listings=True)
     sessions = SessionCache()
     state_ = State(
         config, store, Accounts(web.bcrypt_rounds, on_sessions_ended=sessions.clear), sessions
     )
     app.extensions["puccicam"] = state_
 
-    _create_database(config.database_path)
     db.init_app(app)
     login_manager.init_app(app)
     # Before CSRFProtect's check, which fails on what they refuse.
@@ -164,14 +174,12 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     _register_hooks(app)
     app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]
     app.wsgi_app = PhotoFastPath(  # type: ignore[method-assign]
-        app, store, str(config.database_path), state_.sessions
+        app, store, config.database_path, state_.sessions
     )
     return app
 
 
 def _register_hooks(app: Flask) -> None:
-    request_log = logging.getLogger("webapp.requests")
-
     @app.context_processor
     def page_globals() -> dict[str, Any]:
         return {
@@ -188,14 +196,12 @@ def _register_hooks(app: Flask) -> None:
     @app.after_request
     def finish(response):
         add_security_headers(response, app.config["HSTS"])
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         user = current_user.id if current_user and current_user.is_authenticated else "-"
-        request_log.info(
-            "%s %s %s %.1fms user=%s",
+        log_request(
             request.method,
             request.path,
             response.status_code,
-            elapsed,
+            g.get("started", time.perf_counter()),
             user,
         )
         return response

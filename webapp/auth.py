@@ -24,6 +24,7 @@ from webapp import state
 from webapp.extensions import db, limiter, login_manager
 from webapp.models import User
 from webapp.security import here, safe_next
+from webapp.sessions import current_user_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -52,14 +53,15 @@ class LoginForm(FlaskForm):
 
 @login_manager.user_loader
 def load_user(token: str) -> User | None:
-    """Sessions carry ``id:session_version``; an old version means the session ended."""
-    user_id, _sep, version = token.partition(":")
-    if not (user_id.isdigit() and version.isdigit()):
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version):
-        return None
-    return user
+    """The owner of a session whose version is still current; None if it ended."""
+
+    def version(user_id: int) -> int | None:
+        user = db.session.get(User, user_id)
+        return user.session_version if user is not None else None
+
+    user_id = current_user_id(token, version)
+    # The same identity-map entry the check loaded: no second query.
+    return db.session.get(User, user_id) if user_id is not None else None
 
 
 def _username_key() -> str:

@@ -12,24 +12,25 @@ thumbnail creation stay in one place.
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import sqlite3
 import threading
 import time
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
+from pathlib import Path
 
 from flask import Flask
 from itsdangerous import BadSignature
+from werkzeug.http import is_resource_modified, parse_cookie
 
-from camera.store import PHOTO_NAME, PhotoStore
-from webapp.security import security_headers
+from camera.store import PhotoStore
+from webapp.requestlog import log_request
+from webapp.security import drop_unparseable_dates, security_headers
+from webapp.sessions import VersionReader, current_user_id
 
-request_log = logging.getLogger("webapp.requests")
-
-PREFIXES = ("/photos/", "/thumbs/")
-_TOKEN = re.compile(r"[A-Za-z0-9_.\-]+")
+PREFIXES = {"/photos/": False, "/thumbs/": True}  # route -> is a thumbnail
+# Requests these headers shape (ranges, preconditions) are Flask's: send_file answers
+# them (206, 412) and the fast path keeps to the common case.
+_FLASK_ONLY = ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
 # Kept by the owner's browser only, and revalidated on every use: a reload costs a
 # 304 with no body, and after logout the cached copy is refused, not shown.
 CACHE_CONTROL = "private, no-cache"
@@ -51,15 +52,15 @@ class SessionCache:
     LIMIT = 512
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[str, float]] = {}
+        self._seen: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self.generation = 0  # bumped by clear(): a check begun before it is not cached
 
-    def get(self, cookie: str) -> str | None:
+    def get(self, cookie: str) -> int | None:
         hit = self._seen.get(cookie)
         return hit[0] if hit and hit[1] > time.monotonic() else None
 
-    def put(self, cookie: str, user_id: str, generation: int) -> None:
+    def put(self, cookie: str, user_id: int, generation: int) -> None:
         with self._lock:
             if generation != self.generation:
                 return
@@ -119,37 +120,31 @@ class FileCache:
 
 
 class PhotoFastPath:
-    """Wraps ``app.wsgi_app``; serves authenticated photo bytes without Flask dispatch."""
+    """Wraps ``app.wsgi_app``; serves authenticated photo bytes without Flask dispatch.
+
+    Every decision is made by the helpers Flask's own path uses (werkzeug's cookie
+    parsing and conditional-GET check, the session serializer, ``webapp.sessions``, the
+    store's ``locate``), so on every input the answer is Flask's or Flask gives it.
+    """
 
     def __init__(
-        self, app: Flask, store: PhotoStore, database: str, sessions: SessionCache
+        self, app: Flask, store: PhotoStore, database: Path, sessions: SessionCache
     ) -> None:
         self.app = app
         self.next = app.wsgi_app
         self.store = store
-        self.database = database
+        self.versions = VersionReader(database)
         self.sessions = sessions
         self.cookie = app.config["SESSION_COOKIE_NAME"]
         self.serializer = app.session_interface.get_signing_serializer(app)
         self.max_age = int(app.permanent_session_lifetime.total_seconds())
         self.headers = security_headers(app.config["HSTS"])
-        self.roots = {"/photos/": str(store.root), "/thumbs/": str(store.thumbs_root)}
         self.files = FileCache()
-        self._local = threading.local()
 
-    def _session_version(self, user_id: int) -> int | None:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                f"file:{self.database}?mode=ro", uri=True, check_same_thread=False
-            )
-            self._local.conn = conn
-        row = conn.execute("SELECT session_version FROM user WHERE id = ?", (user_id,)).fetchone()
-        return row[0] if row else None
-
-    def _user(self, environ) -> str | None:
+    def _user(self, environ) -> int | None:
         """The user id of a valid, current session cookie, or None."""
-        value = self._cookie_value(environ.get("HTTP_COOKIE", ""))
+        # As Flask reads it: werkzeug's parser, the first cookie of the name.
+        value = parse_cookie(environ).get(self.cookie)
         if not value:
             return None
         known = self.sessions.get(value)
@@ -161,80 +156,45 @@ class PhotoFastPath:
         except (BadSignature, ValueError):
             return None
         token = data.get("_user_id") if isinstance(data, dict) else None
-        user_id, _sep, version = str(token or "").partition(":")
-        if not (user_id.isdigit() and version.isdigit()):
-            return None
-        if self._session_version(int(user_id)) != int(version):
-            return None
-        self.sessions.put(value, user_id, generation)
+        user_id = current_user_id(token, self.versions)
+        if user_id is not None:
+            self.sessions.put(value, user_id, generation)
         return user_id
-
-    def _cookie_value(self, header: str) -> str | None:
-        """The session cookie's value. Flask's signed values are base64url and dots,
-        never quoted, so a split is exact; anything else is left to Flask."""
-        for part in header.split(";"):
-            name, sep, value = part.strip().partition("=")
-            if sep and name == self.cookie:
-                return value if _TOKEN.fullmatch(value) else None
-        return None
-
-    def _path(self, route: str, name: str) -> str | None:
-        """The file for a photo name the store writes, by string joins (no Path objects).
-
-        Only the name's shape is checked here; a name of the right shape that no photo
-        has simply fails to open and falls through to Flask's 404."""
-        if not PHOTO_NAME.fullmatch(name):
-            return None
-        return f"{self.roots[route]}/{name[:8]}/{name[9:11]}/{name}"
 
     def __call__(self, environ, start_response):
         path_info = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
-        route = path_info[:8]
-        if route not in PREFIXES or method not in ("GET", "HEAD"):
+        thumb = PREFIXES.get(path_info[:8])
+        if thumb is None or method not in ("GET", "HEAD") or any(map(environ.get, _FLASK_ONLY)):
             return self.next(environ, start_response)
         started = time.perf_counter()
         user = self._user(environ)
-        path = self._path(route, path_info[8:]) if user else None
-        if path is None:
-            return self.next(environ, start_response)
-        found = self.files.get(path)
-        if found is None:
+        path = self.store.locate(path_info[8:], thumb=thumb) if user is not None else None
+        found = self.files.get(path) if path is not None else None
+        if found is None:  # not logged in, not a photo name, or no such file: Flask's case
             return self.next(environ, start_response)
         body, etag, modified = found
+        drop_unparseable_dates(environ)
         headers = [
             ("ETag", etag),
-            ("Last-Modified", modified),
             ("Cache-Control", CACHE_CONTROL),
+            ("Vary", "Cookie"),  # as Flask says of any response that read the session
+            # As Flask's send_file: ranges are served (by Flask: see _FLASK_ONLY).
+            ("Accept-Ranges", "bytes"),
+            ("Content-Disposition", f"inline; filename={path_info[8:]}"),
             *self.headers,
         ]
-        if _not_modified(environ, etag, modified):
+        if not is_resource_modified(environ, etag, last_modified=modified):
             status, body = "304 NOT MODIFIED", b""
         else:
             status = "200 OK"
-            headers += [("Content-Type", "image/jpeg"), ("Content-Length", str(len(body)))]
+            headers += [
+                ("Last-Modified", modified),
+                ("Content-Type", "image/jpeg"),
+                ("Content-Length", str(len(body))),
+            ]
             if method == "HEAD":
                 body = b""
         start_response(status, headers)
-        request_log.info(
-            "%s %s %s %.1fms user=%s",
-            method,
-            path_info,
-            status[:3],
-            (time.perf_counter() - started) * 1000,
-            user,
-        )
+        log_request(method, path_info, status[:3], started, user)
         return [body]
-
-
-def _not_modified(environ, etag: str, modified: str) -> bool:
-    match = environ.get("HTTP_IF_NONE_MATCH")
-    if match is not None:
-        return etag in (tag.strip() for tag in match.split(",")) or match.strip() == "*"
-    since = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if since:
-        try:
-            return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError, OverflowError):
-            return False
-    return False

@@ -27,4 +27,6 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        from webapp.sessions import make_token
+
+        return make_token(self.id, self.session_version)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.http import parse_date
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,28 @@ def plausible_host(host: str) -> bool:
     return True
 
 
+_DATE_HEADERS = ("HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE")
+
+
+def drop_unparseable_dates(environ) -> None:
+    """Remove conditional date headers werkzeug cannot parse, as RFC 9110 says to ignore them.
+
+    werkzeug's ``parse_date`` returns None for most bad dates but lets an OverflowError
+    escape for an absurd zone offset ("+99999999999999"): a 500 on every photo route.
+    """
+    for key in _DATE_HEADERS:
+        value = environ.get(key)
+        if value is not None:
+            try:
+                parse_date(value)
+            except (OverflowError, ValueError):
+                del environ[key]
+
+
 class HostGuard:
-    """WSGI middleware: a request whose Host header is no host name gets a plain 400.
+    """WSGI middleware: a request whose Host header is no host name gets a plain 400;
+    conditional date headers werkzeug cannot parse are dropped
+    (:func:`drop_unparseable_dates`).
 
     werkzeug IDNA-encodes the Host to build URLs; a label over 63 characters or an
     empty label ("a..b") raised inside Flask's request set-up, and again on the error
@@ -157,6 +178,7 @@ class HostGuard:
         self.headers = security_headers(hsts)
 
     def __call__(self, environ, start_response):
+        drop_unparseable_dates(environ)
         host = environ.get("HTTP_HOST")
         if host is None or plausible_host(host):
             return self.app(environ, start_response)

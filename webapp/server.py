@@ -1,121 +1,31 @@
-"""Serving the app with waitress, and the demo: grabber and server in one process."""
+"""Serving the app with waitress: the limits from the config, and a clean stop."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import secrets
 import signal
-import threading
-import time
-from pathlib import Path
 
 from flask import Flask
 from waitress.adjustments import Adjustments
-from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
-from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.server import MultiSocketServer
 from waitress.task import ThreadedTaskDispatcher
-from waitress.utilities import BadRequest, ServerNotImplemented
 
 from puccicam.config import Config
+from webapp.guard import GuardedServer
 
 log = logging.getLogger(__name__)
 
-DEMO_FRAMES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "frames"
 
-
-class _RequestParser(HTTPRequestParser):
-    """waitress's parser, but a Transfer-Encoding other than chunked is a 400, not a 501.
-
-    Browsers and proxies send only chunked bodies, so anything else is the client's bad
-    request; a 5xx would count a hostile client as the server's fault in every log and
-    monitor (tests/test_hostile.py: every hostile request a 4xx)."""
-
-    def received(self, data: bytes) -> int:
-        consumed = super().received(data)
-        if isinstance(self.error, ServerNotImplemented):
-            self.error = BadRequest(self.error.body)
-        return consumed
-
-
-class _Channel(HTTPChannel):
-    """waitress's HTTP connection, knowing when the request it is receiving began."""
-
-    parser_class = _RequestParser
-    began = 0.0
-
-    def received(self, data: bytes) -> bool:
-        """waitress's, noting when a new request's first bytes arrive."""
-        if self.request is None and data:
-            self.began = time.monotonic()
-        return super().received(data)
-
-    def stalled_for(self, now: float) -> float:
-        """Seconds this connection has held a slot without being served; 0 if it is.
-
-        A request trickling in counts from its first byte (a slowloris refreshes its
-        last activity with every byte, so that would not do); a silent one, from the
-        last thing it sent or was sent."""
-        if self.requests or self.total_outbufs_len or self.will_close:
-            return 0.0  # being answered, or closing anyway
-        if self.request is not None:
-            return now - self.began
-        return time.time() - self.last_activity
-
-
-class GuardedServer(TcpWSGIServer):
-    """waitress's TCP server, preferring a new client to a connection that has stalled.
-
-    waitress buffers whole requests before a thread sees them, so a slowloris connection
-    (headers sent a byte at a time) costs no worker thread; but it holds one of the
-    ``web.connection_limit`` slots, and once every slot is held waitress stops accepting,
-    so a hundred such connections would lock every owner out. One slot short of the
-    limit this server closes every connection stalled for more than ``patience`` seconds
-    (a request begun that long ago and still incomplete, or silence that long), and the
-    waiting clients are accepted at once. A connection being answered is never closed;
-    an idle keep-alive one may be, and its browser reconnects. Below that point it
-    behaves exactly like waitress.
-    """
-
-    channel_class = _Channel
-    patience = 3.0
-    _evicted = 0
-    _reported = _scanned = 0.0
-
-    def readable(self) -> bool:
-        # One slot short of the limit: a slot is freed before waitress stops accepting
-        # (and logs that it did, which under attack would be twice per eviction).
-        if self.accepting and len(self._map) >= self.adj.connection_limit - 1:
-            self._evict_stalled()
-        return super().readable()
-
-    def _evict_stalled(self) -> None:
-        now = time.monotonic()
-        if now - self._scanned < 0.25:  # called on every loop pass: scan a few times a second
-            return
-        self._scanned = now
-        stalled = [c for c in self.active_channels.values() if c.stalled_for(now) > self.patience]
-        for channel in stalled:
-            # Not closed here: the select loop has already listed its socket. will_close
-            # makes it writable, and waitress closes it in this very pass (as its own
-            # idle timeout does).
-            channel.will_close = True
-        self._evicted += len(stalled)
-        if stalled and now - self._reported > 60:  # under attack: once a minute
-            self._reported = now
-            log.warning(
-                "near the connection limit (%d): closed %d stalled connection(s) in the "
-                "last minute to let new clients in (one from %s)",
-                self.adj.connection_limit - 2 * len(self.adj.listen),
-                self._evicted,
-                stalled[0].addr[0] if stalled[0].addr else "?",
-            )
-            self._evicted = 0
+class ListenError(Exception):
+    """The server cannot listen on the configured address; the message says which."""
 
 
 def make_server(app: Flask, config: Config, host: str | None = None, port: int | None = None):
-    """A waitress server with the limits and trusted-proxy settings from config."""
+    """A waitress server with the limits and trusted-proxy settings from config.
+
+    :raises ListenError: the address is in use, not ours, or not allowed.
+    """
     web = config.web
     proxy = {}
     if web.trusted_proxy:
@@ -145,10 +55,14 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
     socket_map: dict = {}
-    servers = [
-        GuardedServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info)
-        for info in adj.listen
-    ]
+    try:
+        servers = [
+            GuardedServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info)
+            for info in adj.listen
+        ]
+    except OSError as exc:
+        dispatcher.shutdown()
+        raise ListenError(f"cannot listen on {adj.host}:{adj.port}: {exc.strerror or exc}") from exc
     if len(servers) == 1:
         return servers[0]
     listen = [(server.effective_host, server.effective_port) for server in servers]
@@ -187,27 +101,3 @@ def run_server(server, on_stop=None) -> None:
         server.close()
         if on_stop is not None:
             on_stop()
-
-
-def demo_account(app: Flask) -> tuple[str, str]:
-    """Create the demo owner with a random password; return (name, password)."""
-    from webapp import state
-
-    password = secrets.token_urlsafe(12)
-    with app.app_context():
-        state().accounts.add("demo", password)
-    return "demo", password
-
-
-def start_grabber(config: Config) -> tuple[threading.Thread, threading.Event]:
-    """Run the grabber on a background thread; set the event to stop it."""
-    from camera.grabber import Grabber
-    from camera.notify import Notifier
-    from camera.source import open_source
-
-    cam, cap = config.camera, config.capture
-    source = open_source(cam.source, width=cap.width, height=cap.height, fps=cam.fps)
-    grabber = Grabber(config, source, notifier=Notifier({}))
-    thread = threading.Thread(target=grabber.run, name="grabber", daemon=True)
-    thread.start()
-    return thread, grabber.stop

@@ -21,7 +21,7 @@ SOAK = os.environ.get("PUCCICAM_SOAK") == "1"
 RESULTS = Path(
     os.environ.get(
         "PUCCICAM_RESULTS",
-        Path(__file__).resolve().parents[1] / "test-artifacts" / "resilience.json",
+        Path(__file__).resolve().parents[2] / "test-artifacts" / "resilience.json",
     )
 )
 

@@ -1,0 +1,69 @@
+"""Turns a ``Config`` into the objects that do the work, in one place.
+
+The grabber daemon, ``grab --once``, ``prune``, the web app and the demo all get their
+source, store, retention and notifier from here, so a setting (the V4L2 buffer count,
+the retention window's unit) is translated once and cannot diverge between them.
+``camera/`` itself only ever sees its own settings sections and plain values.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from camera.clock import SystemClock
+from camera.grabber import Grabber
+from camera.notify import Notifier
+from camera.retention import Retention
+from camera.source import Source, open_source
+from camera.store import PhotoStore
+from puccicam.config import Config
+
+
+def make_source(config: Config, spec: str | None = None) -> Source:
+    """The camera ``camera.source`` names (or ``spec``), not yet opened."""
+    cam, cap = config.camera, config.capture
+    return open_source(
+        spec or cam.source,
+        width=cap.width,
+        height=cap.height,
+        fps=cam.fps,
+        buffer_size=cam.buffer_size,
+        read_timeout=cam.read_timeout,
+    )
+
+
+def make_store(config: Config, *, cache_listings: bool = False) -> PhotoStore:
+    """The photo store of the data dir, thumbnails included."""
+    return PhotoStore(config.photos_dir, config.thumbs_dir, cache_listings=cache_listings)
+
+
+def make_retention(config: Config, store: PhotoStore) -> Retention:
+    """Retention with the window and free-space floor in the units it works in."""
+    return Retention(
+        store, config.storage.retention_hours * 3600, config.storage.min_free_mb * 2**20
+    )
+
+
+def make_grabber(
+    config: Config,
+    *,
+    source: Source | None = None,
+    store: PhotoStore | None = None,
+    notifier: Notifier | None = None,
+    clock: SystemClock | None = None,
+    stop: threading.Event | None = None,
+) -> Grabber:
+    """A grabber wired from the config; systemd's notifier unless one is given (the demo
+    passes a silent one, tests a fake clock and camera)."""
+    store = store or make_store(config)
+    return Grabber(
+        source or make_source(config),
+        store,
+        make_retention(config, store),
+        camera=config.camera,
+        capture=config.capture,
+        status_path=config.status_path,
+        notifier=notifier,
+        clock=clock,
+        stop=stop,
+    )

@@ -1,0 +1,23 @@
+"""One line per request, written the same way by Flask and by the photo fast path."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("webapp.requests")
+
+
+def log_request(method: str, path: str, status: int | str, started: float, user: object) -> None:
+    """``GET /gallery 200 3.1ms user=1``: never a cookie, a query string or a password.
+
+    ``started`` is a ``time.perf_counter()`` reading taken when the request arrived.
+    """
+    log.info(
+        "%s %s %s %.1fms user=%s",
+        method,
+        path,
+        status,
+        (time.perf_counter() - started) * 1000,
+        user,
+    )
