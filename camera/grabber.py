@@ -26,14 +26,15 @@ from camera.errors import (
 )
 from camera.frame import Frame
 from camera.fsutil import remove_stale_temps
-from camera.imaging import make_photo
+from camera.imaging import encode, make_photo
+from camera.live import LiveServer, encode_frame, encode_offline
 from camera.notify import Notifier
 from camera.retention import Retention
 from camera.settings import CameraConfig, CaptureConfig
 from camera.source import Source
 from camera.status import Status, write_status
 from camera.store import Photo, PhotoStore
-from camera.validate import GoodFrame, validate, validate_jpeg
+from camera.validate import GoodFrame, validate, validate_jpeg, validate_structure
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class Grabber:
         notifier: Notifier | None = None,
         clock: SystemClock | None = None,
         stop: threading.Event | None = None,
+        live: LiveServer | None = None,
+        live_fps: float = 15.0,
     ) -> None:
         self.source = source
         self.store = store
@@ -82,8 +85,16 @@ class Grabber:
             interval=capture.interval,
             source=source.name,
         )
+        self.live = live
+        self.live_fps = live_fps
         self._is_open = False
         self._failures = 0
+
+    def request_stop(self) -> None:
+        """Ask the loop to end (from a signal handler's thread): wakes any sleep."""
+        self.stop.set()
+        if self.live is not None:
+            self.live.changed.set()
 
     @property
     def keep_open(self) -> bool:
@@ -165,7 +176,7 @@ class Grabber:
             self._close()
             raise
         finally:
-            if not self.keep_open:
+            if not self.keep_open and not self._watched():
                 self._close()
         log.info(
             "photo %s saved (%d bytes); discarded %d warm-up/stale frame(s), rejected %d (%s)",
@@ -219,14 +230,108 @@ class Grabber:
         except StorageError as exc:
             log.debug("status not written: %s", exc)
 
-    def _sleep_until(self, deadline: float) -> bool:
-        """Sleep until ``deadline``, pinging the watchdog; return False if asked to stop."""
+    def _sleep_until(self, deadline: float, tick: float) -> bool:
+        """Wait for ``deadline`` (the device opens then, ``tick`` is the photo's moment),
+        pinging the watchdog and streaming to live viewers meanwhile; False to stop."""
         step = self.notifier.watchdog_interval
-        while (remaining := deadline - self.clock.now()) > 0:
+        while not self.stop.is_set():
+            now = self.clock.now()
+            if self._watched():
+                if now >= tick:  # the device is open: the photo comes from the stream
+                    break
+                self._stream(until=tick)
+                continue
+            if now >= deadline:
+                break
+            wait = min(deadline - now, step / 2) if step else deadline - now
             self.notifier.watchdog()
-            if self.clock.sleep(min(remaining, step / 2) if step else remaining, self.stop):
-                return False
+            if self.live is None:
+                if self.clock.sleep(wait, self.stop):
+                    break
+                continue
+            # Woken at once by a viewer arriving, or by request_stop().
+            self.live.changed.clear()
+            if not self.stop.is_set():
+                self.clock.sleep(wait, self.live.changed)
         return not self.stop.is_set()
+
+    # -- live view ------------------------------------------------------------------
+
+    def _watched(self) -> bool:
+        return self.live is not None and self.live.viewers > 0
+
+    def _live_jpeg(self, frame: Frame) -> bytes | None:
+        """The bytes a viewer gets: the camera's own JPEG if it is whole, else None."""
+        try:
+            if frame.jpeg is not None:
+                validate_structure(frame.jpeg)
+                return frame.jpeg
+            if frame.image is None or frame.image.size == 0:
+                raise CorruptFrame("blank", "the camera returned an empty image")
+            return encode(frame.image, self.capture_settings.jpeg_quality)
+        except CorruptFrame as exc:
+            self.status.reject(exc.reason)
+            log.debug("live frame rejected (%s): %s", exc.reason, exc.detail)
+            return None
+
+    def _stream(self, until: float) -> None:
+        """Keep the camera streaming to the viewers until ``until`` or the last one leaves.
+
+        Frames go out at ``live_fps``, each checked by ``validate_structure`` first; a
+        lost camera is reported to the viewers and retried every second while watched.
+        """
+        assert self.live is not None
+        self._set_mode("live")
+        period, due, sent = 1.0 / self.live_fps, 0.0, 0
+        reported = self.clock.now()
+        try:
+            while self._watched() and not self.stop.is_set() and self.clock.now() < until:
+                self.notifier.watchdog()
+                try:
+                    if not self._is_open:
+                        self._ensure_open()
+                    frame = self._read()
+                except Interrupted:
+                    return
+                except CameraUnavailable as exc:
+                    self._close()
+                    self._camera_state("missing", str(exc))
+                    self.live.publish(encode_offline(str(exc), self.clock.now()))
+                    self.clock.sleep(min(1.0, max(0.0, until - self.clock.now())), self.stop)
+                    continue
+                now = self.clock.now()
+                if now < due:
+                    continue
+                due = max(due + period, now - period / 2)
+                jpeg = self._live_jpeg(frame)
+                if jpeg is not None:
+                    self.live.publish(encode_frame(jpeg, frame.received))
+                    sent += 1
+                if self.live.viewers != self.status.viewers or now - reported > 2:
+                    # Viewers and rejected frames, fresh for /status and `puccicam status`.
+                    self.status.viewers, reported = self.live.viewers, now
+                    self._write_status()
+        finally:
+            log.debug("live view: %d frame(s) sent in this stretch", sent)
+            if not self._watched():
+                self._set_mode("interval")
+
+    def _set_mode(self, mode: str) -> None:
+        """Note a change between interval and live mode: log, status, LED."""
+        self.status.viewers = self.live.viewers if self.live is not None else 0
+        if mode == self.status.mode:
+            return
+        self.status.mode = mode
+        if mode == "live":
+            log.info("live view started: camera kept open for %d viewer(s)", self.status.viewers)
+        else:
+            if not self.keep_open:
+                self._close()
+            log.info(
+                "live view ended: no viewer left; %s",
+                "camera kept open (short interval)" if self.keep_open else "camera closed",
+            )
+        self._write_status()
 
     def cycle(self) -> bool:
         """One scheduled capture with its errors handled; False if the camera is missing."""
@@ -271,27 +376,44 @@ class Grabber:
             self.store.root,
             "device kept open" if self.keep_open else "device closed",
         )
+        self._start_live()
         self.notifier.ready(f"capturing every {interval:g} s from {self.source.name}")
         try:
             while not self.stop.is_set():
                 if self.cycle():
                     # Start early by the warm-up delay so the photo lands on the boundary.
-                    wake = next_tick(self.clock.now() + lead, interval) - lead
-                    self.status.next_capture = wake + lead
+                    tick = next_tick(self.clock.now() + lead, interval)
+                    wake = tick - lead
                 else:
                     delay = min(self.camera.backoff_max, 2.0 ** min(self._failures - 1, 16))
-                    wake = self.clock.now() + delay
-                    self.status.next_capture = wake
+                    tick = wake = self.clock.now() + delay
                     self.notifier.status(f"camera missing, retrying in {delay:g} s")
+                self.status.next_capture = tick
                 self._write_status()
-                if not self._sleep_until(wake):
+                if not self._sleep_until(wake, tick):
                     break
         finally:
+            if self.live is not None:
+                self.live.close()
             self._close()
             self.status.next_capture = None
             self._write_status()
             self.notifier.stopping()
             log.info("grabber stopped after %d photo(s)", self.status.saved)
+
+    def _start_live(self) -> None:
+        """Open the live socket; without it photos go on, only live view is missing."""
+        if self.live is None:
+            return
+        try:
+            self.live.start()
+        except OSError as exc:
+            log.error(
+                "live view unavailable: cannot create %s (%s); photos go on",
+                self.live.path,
+                exc.strerror or exc,
+            )
+            self.live = None
 
     def run_once(self) -> Photo:
         """Take one photo now (``grab --once``); errors propagate to the caller."""

@@ -68,3 +68,20 @@ class StorageConfig:
         24.0, "photos older than this (by capture time) are deleted", min=0.01
     )
     min_free_mb: int = setting(64, "below this free space the oldest photos are deleted", min=0)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Live view: the grabber streams frames to the web app while an owner watches."""
+
+    enabled: bool = setting(True, "offer live view to logged-in owners")
+    max_viewers: int = setting(3, "most live streams at once", min=1, max=10)
+    max_minutes: float = setting(
+        10.0, "a live stream ends after this long (the page offers to go on)", min=0.05, max=240
+    )
+    fps: float = setting(15.0, "frames per second sent to each viewer", min=1, max=30)
+    socket: str = setting(
+        "",
+        "the grabber's live socket; empty: $RUNTIME_DIRECTORY/live.sock under systemd, "
+        "else data_dir/live.sock",
+    )

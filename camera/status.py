@@ -29,6 +29,8 @@ class Status:
     rejected: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
     next_capture: float | None = None
+    mode: str = "interval"  # "interval", or "live" while someone watches
+    viewers: int = 0
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

@@ -169,8 +169,8 @@ def grab(config: Config, once: bool) -> None:
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
-        # Not stop.set() here: the main thread may hold the Event's lock right now.
-        threading.Thread(target=grabber.stop.set, name="stop").start()
+        # Not in this handler: the main thread may hold the Event's lock right now.
+        threading.Thread(target=grabber.request_stop, name="stop").start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -246,6 +246,10 @@ def status(config: Config, as_json: bool) -> None:
     for label, value in [
         ("source", current.source),
         ("camera", current.camera),
+        (
+            "mode",
+            f"live view, {current.viewers} viewer(s)" if current.mode == "live" else "interval",
+        ),
         ("interval", f"{current.interval:g} s"),
         ("last attempt", _when(current.last_attempt)),
         ("last success", _when(current.last_success)),
@@ -378,7 +382,7 @@ def demo(config: Config) -> None:
     )
 
     def stop_grabber() -> None:
-        stop.set()
+        stop()
         thread.join(5)
 
     run_server(server, on_stop=stop_grabber)

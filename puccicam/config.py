@@ -1,7 +1,7 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
+``[live]``, ``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
 sections are defined in ``camera.settings``, the web's here. The environment variable
 for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from camera.settings import CameraConfig, CaptureConfig, StorageConfig
+from camera.settings import CameraConfig, CaptureConfig, LiveConfig, StorageConfig
 from camera.settings import setting as _key
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     pet: PetConfig = field(default_factory=PetConfig)
 
     @property
@@ -110,12 +111,20 @@ class Config:
     def database_path(self) -> Path:
         return self.data_dir / "puccicam.sqlite3"
 
+    @property
+    def live_socket(self) -> Path:
+        """The grabber's live-view socket (``live.socket``, else a default)."""
+        from camera.live import socket_path
+
+        return socket_path(self.live.socket, self.data_dir)
+
 
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "capture": CaptureConfig,
     "storage": StorageConfig,
     "web": WebConfig,
+    "live": LiveConfig,
     "pet": PetConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")

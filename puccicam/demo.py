@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,9 @@ def demo_account(app: Flask) -> tuple[str, str]:
     return "demo", password
 
 
-def start_grabber(config: Config) -> tuple[threading.Thread, threading.Event]:
-    """Run the grabber on a background thread; set the event to stop it."""
+def start_grabber(config: Config) -> tuple[threading.Thread, Callable[[], None]]:
+    """Run the grabber on a background thread; call the function returned to stop it."""
     grabber = make_grabber(config, notifier=Notifier({}))  # not the systemd service
     thread = threading.Thread(target=grabber.run, name="grabber", daemon=True)
     thread.start()
-    return thread, grabber.stop
+    return thread, grabber.request_stop

@@ -12,6 +12,7 @@ import threading
 
 from camera.clock import SystemClock
 from camera.grabber import Grabber
+from camera.live import LiveServer
 from camera.notify import Notifier
 from camera.retention import Retention
 from camera.source import Source, open_source
@@ -56,6 +57,7 @@ def make_grabber(
     """A grabber wired from the config; systemd's notifier unless one is given (the demo
     passes a silent one, tests a fake clock and camera)."""
     store = store or make_store(config)
+    live = config.live
     return Grabber(
         source or make_source(config),
         store,
@@ -66,4 +68,6 @@ def make_grabber(
         notifier=notifier,
         clock=clock,
         stop=stop,
+        live=LiveServer(config.live_socket, live.max_viewers) if live.enabled else None,
+        live_fps=live.fps,
     )

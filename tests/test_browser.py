@@ -87,3 +87,59 @@ def test_owner_logs_in_browses_switches_language_and_logs_out(site, page, photos
     page.goto(site + f"/photos/{photos[-1].name}")
     assert page.url.startswith(site + "/login")
     assert errors == []  # no CSP violations or script errors on the way
+
+
+@pytest.fixture
+def live_site(make_config):
+    """Grabber and server in one process, as ``puccicam demo`` runs them."""
+    import tempfile
+
+    from puccicam.demo import start_grabber
+    from tests.helpers.frames import FRAMES_DIR
+    from webapp import create_app, state
+
+    sockets = Path(tempfile.mkdtemp(prefix="pb-", dir="/tmp"))
+    config = make_config(
+        web__bcrypt_rounds=4,
+        live__socket=str(sockets / "live.sock"),
+        camera__source=f"replay:{FRAMES_DIR}",
+        camera__warmup_delay=0.2,
+        capture__interval=60,
+    )
+    app = create_app(config)
+    with app.app_context():
+        state().accounts.add("owner", PASSWORD)
+    thread, stop = start_grabber(config)
+    try:
+        with waitress_thread(app) as url:
+            yield url
+    finally:
+        stop()
+        thread.join(5)
+        shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_the_live_page_shows_the_pet_moving(live_site, page):
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.goto(live_site + "/login?next=/gallery")
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(live_site + "/gallery")
+    page.click("a.button[href='/live']")
+    page.wait_for_url(live_site + "/live")
+    image = page.locator("#live-img")
+    page.wait_for_function("document.getElementById('live-img').naturalWidth > 0", timeout=10000)
+    first = image.screenshot()
+    page.wait_for_timeout(1000)
+    second = image.screenshot()
+    assert first != second  # frames that change over time, not a still
+    page.wait_for_function("/[1-9]/.test(document.getElementById('live-fps').textContent)")
+    assert page.locator(".badge").inner_text().lower() == "live"
+    assert page.locator("a[href='/gallery']", has_text="Back to the gallery").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "live-phone.png"), full_page=True)
+    page.goto(live_site + "/gallery")  # leaving the page ends the stream
+    assert errors == []

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -25,9 +26,14 @@ from tests.helpers.frames import frame_bytes
 DAY = 86400
 
 
+def interval_only(config):
+    """The interval schedule alone: live view (tests/test_live.py) is off."""
+    return replace(config, live=replace(config.live, enabled=False))
+
+
 def grabber_for(config, camera, clock, **kwargs):
     kwargs.setdefault("notifier", Notifier({}))
-    return make_grabber(config, source=camera, clock=clock, **kwargs)
+    return make_grabber(interval_only(config), source=camera, clock=clock, **kwargs)
 
 
 def temp_files(config):
@@ -225,7 +231,7 @@ def test_stale_temps_are_removed_at_start(make_config, clock, camera, good_frame
 def test_stop_during_warm_up_returns_promptly_and_closes(make_config, camera):
     stop = threading.Event()
     config = make_config(camera__warmup_delay=30)
-    grabber = make_grabber(config, source=camera, notifier=Notifier({}), stop=stop)
+    grabber = make_grabber(interval_only(config), source=camera, notifier=Notifier({}), stop=stop)
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
     grabber.run()
@@ -293,7 +299,9 @@ def test_watchdog_pings_stop_while_a_read_hangs(make_config, camera, notify_sock
     path, drain = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
     config = make_config(capture__interval=0.2, camera__drain_frames=0)
-    grabber = make_grabber(config, source=camera, notifier=notifier, clock=SystemClock())
+    grabber = make_grabber(
+        interval_only(config), source=camera, notifier=notifier, clock=SystemClock()
+    )
     worker = threading.Thread(target=grabber.run)
     worker.start()
     time.sleep(0.6)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from babel.dates import get_timezone as babel_timezone
 from flask import Flask, current_app, g, request
@@ -41,6 +41,9 @@ from webapp.security import (
     refuse_undecodable_query,
 )
 
+if TYPE_CHECKING:
+    from webapp.live import LiveHub
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
@@ -55,6 +58,7 @@ class State:
     store: PhotoStore
     accounts: Accounts
     sessions: SessionCache
+    live: LiveHub | None = None  # None when live.enabled is off
 
 
 def state() -> State:
@@ -152,6 +156,15 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     state_ = State(
         config, store, Accounts(web.bcrypt_rounds, on_sessions_ended=sessions.clear), sessions
     )
+    if config.live.enabled:
+        from webapp.live import LiveHub
+
+        state_.live = LiveHub(
+            config.live_socket,
+            config.database_path,
+            config.live.max_viewers,
+            config.live.max_minutes,
+        )
     app.extensions["puccicam"] = state_
 
     db.init_app(app)
@@ -165,11 +178,12 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     with app.app_context():
         db.create_all()
 
-    from webapp import auth, errors, gallery, public
+    from webapp import auth, errors, gallery, live, public
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(gallery.bp)
+    app.register_blueprint(live.bp)
     errors.register(app)
     _register_hooks(app)
     app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]
@@ -184,6 +198,7 @@ def _register_hooks(app: Flask) -> None:
     def page_globals() -> dict[str, Any]:
         return {
             "pet_name": state().config.pet.name,
+            "live_enabled": state().live is not None,
             "locale": str(get_locale()),
             "languages": LANGUAGES,
             "here": here(),

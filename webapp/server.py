@@ -40,7 +40,9 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
     adj = Adjustments(
         host=host or web.host,
         port=web.port if port is None else port,
-        threads=web.threads,
+        # Each live stream holds a thread while it runs: they get their own, so the
+        # gallery, photos and login keep ``web.threads`` (webapp/live.py).
+        threads=web.threads + (config.live.max_viewers if config.live.enabled else 0),
         channel_timeout=web.channel_timeout,
         max_request_body_size=web.max_body_kb * 1024,
         max_request_header_size=16 * 1024,

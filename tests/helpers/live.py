@@ -1,4 +1,4 @@
-"""A real ``puccicam serve`` process on a free loopback port, for load tests and benchmarks.
+"""Real ``puccicam serve`` and ``puccicam grab`` processes, for load, live and benchmarks.
 
 The server runs in its own process, as in production, so the load generator (wrk) and
 the test never share its CPU time or its GIL, and its memory can be read from /proc.
@@ -88,6 +88,33 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
                 raise
+        return self.proc.returncode
+
+
+class GrabberProcess:
+    """``puccicam grab --data-dir DIR`` as the service runs it; ``env`` adds PUCCICAM_*."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, log: Path | None = None):
+        args = [sys.executable, "-m", "puccicam", "grab", "--data-dir", str(data_dir)]
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM_")}
+        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=out, env={**inherited, **(env or {})}
+            )
+        finally:
+            if log:
+                out.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait (SIGKILL after 15 s); the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
         return self.proc.returncode
 
 
