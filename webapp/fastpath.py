@@ -169,7 +169,10 @@ class PhotoFastPath:
             return self.next(environ, start_response)
         started = time.perf_counter()
         user = self._user(environ)
-        path = self.store.locate(path_info[8:], thumb=thumb) if user is not None else None
+        name = path_info[8:]
+        path = self.store.locate(name, thumb=thumb) if user is not None else None
+        if thumb and path is not None and not os.path.exists(self.store.locate(name) or ""):
+            path = None  # a thumbnail lives and dies with its photo: Flask's 404
         found = self.files.get(path) if path is not None else None
         if found is None:  # not logged in, not a photo name, or no such file: Flask's case
             return self.next(environ, start_response)
@@ -181,7 +184,7 @@ class PhotoFastPath:
             ("Vary", "Cookie"),  # as Flask says of any response that read the session
             # As Flask's send_file: ranges are served (by Flask: see _FLASK_ONLY).
             ("Accept-Ranges", "bytes"),
-            ("Content-Disposition", f"inline; filename={path_info[8:]}"),
+            ("Content-Disposition", f"inline; filename={name}"),
             *self.headers,
         ]
         if not is_resource_modified(environ, etag, last_modified=modified):
