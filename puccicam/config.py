@@ -61,10 +61,19 @@ class WebConfig:
         "", "session signing key, at least 32 bytes; empty: generated into data_dir/secret_key",
         min_bytes=32,
     )  # fmt: skip
-    remember_days: int = _key(30, "how long 'remember me' keeps an owner logged in", min=1, max=30)
+    remember_days: int = _key(
+        30, "days a login lasts at most: 'remember me' cookies and sessions expire then",
+        min=1, max=30,
+    )  # fmt: skip
     bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
-    login_limit_ip: str = _key("10 per minute;50 per hour", "login attempts allowed per client IP")
-    login_limit_user: str = _key("20 per hour", "login attempts allowed per username")
+    login_limit_ip: str = _key(
+        "10 per minute;50 per hour", "failed logins allowed per client address, then 429"
+    )
+    login_limit_user: str = _key(
+        "20 per hour",
+        "failed logins allowed per username from one address, then 429; past it from all "
+        "addresses together, each attempt for that name waits (up to 3 s)",
+    )
     thumb_width: int = _key(160, "thumbnail width in pixels", min=16, max=640)
     refresh_seconds: float = _key(10.0, "how often the gallery looks for a new photo", min=1)
 

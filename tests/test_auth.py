@@ -342,3 +342,60 @@ def test_odd_time_zone_settings_fall_back_instead_of_failing(make_config, monkey
     app = create_app(make_config(web__bcrypt_rounds=4))
     assert app.config["BABEL_DEFAULT_TIMEZONE"]
     assert app.test_client().get("/login").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("days", "label"), [(30, "for 30 days"), (1, "for 1 day"), (7, "for 7 days")]
+)
+def test_the_remember_box_names_web_remember_days(make_config, days, label):
+    from webapp import create_app
+
+    app = create_app(make_config(web__bcrypt_rounds=4, web__remember_days=days))
+    assert f"Keep me logged in {label}" in app.test_client().get("/login").get_data(as_text=True)
+
+
+def _login_from(port: int, address: str, username: str, password: str) -> int:
+    """A fresh visitor's login over a real socket from ``address``; the status code."""
+    import http.client
+    import re
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+    try:
+        conn.request("GET", "/login")
+        page = conn.getresponse()
+        body = page.read().decode()
+        cookie = page.getheader("Set-Cookie").split(";")[0]
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body).group(1)
+        form = urlencode({"username": username, "password": password, "csrf_token": token})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST", "/login", body=form, headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+        return reply.status
+    finally:
+        conn.close()
+
+
+def test_a_real_server_lets_the_owner_in_while_a_stranger_guesses_her_name(tmp_path, make_config):
+    """Against ``puccicam serve`` with its default limits, over real sockets from several
+    loopback addresses: 22 wrong passwords for ALICE, then alice's own from 127.0.0.1."""
+    from tests.helpers.live import ServerProcess
+    from webapp import create_app, state
+
+    data = tmp_path / "data"
+    with create_app(make_config(data_dir=data, web__bcrypt_rounds=4)).app_context():
+        state().accounts.add("alice", PASSWORD)
+    server = ServerProcess(data, env={"PUCCICAM_WEB_BCRYPT_ROUNDS": "4"})
+    try:
+        guesses = [_login_from(server.port, f"127.0.0.{2 + i % 4}", "ALICE", "nope")
+                   for i in range(22)]  # fmt: skip
+        assert guesses == [401] * 22
+        started = time.monotonic()
+        assert _login_from(server.port, "127.0.0.1", "alice", PASSWORD) == 302
+        assert time.monotonic() - started < 3.0 + 2.0  # the slow-down's cap, and a margin
+        # One address guessing on is blocked: 10 failures a minute per address.
+        from_one = [_login_from(server.port, "127.0.0.9", "bob", "nope") for _ in range(11)]
+        assert from_one == [401] * 10 + [429]
+    finally:
+        server.stop()

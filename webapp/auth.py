@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -54,7 +55,7 @@ def unauthorized():
 class LoginForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
-    remember = BooleanField(_l("Keep me logged in for 30 days"))
+    remember = BooleanField()  # labelled in login(): it names web.remember_days
 
 
 @login_manager.user_loader
@@ -145,6 +146,11 @@ def login():
     # Form fields only: Flask-WTF would also read a JSON body, whose numbers, lists and
     # objects reach the checks below as non-strings (a 500, found by tests/test_hostile.py).
     form = LoginForm(formdata=request.form)
+    form.remember.label.text = ngettext(
+        "Keep me logged in for %(num)d day",
+        "Keep me logged in for %(num)d days",
+        current_app.config["REMEMBER_COOKIE_DURATION"].days,
+    )
     failed = False
     if form.validate_on_submit():
         username = (form.username.data or "").strip()
