@@ -48,7 +48,7 @@ class WebConfig:
     port: int = _key(8080, "port to listen on", min=1, max=65535)
     threads: int = _key(4, "waitress worker threads", min=1, max=64)
     connection_limit: int = _key(
-        100, "most simultaneous client connections; near it, stalled ones are closed first", min=1
+        100, "most simultaneous client connections; at it, idle ones make room for newcomers", min=1
     )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
     max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
