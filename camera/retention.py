@@ -49,6 +49,7 @@ class Retention:
         self.min_free_bytes = min_free_bytes
         self.free_bytes = free_bytes
         self._oldest: deque[Photo] = deque()
+        self._swept = False
 
     def _peek(self) -> Photo | None:
         if not self._oldest:
@@ -75,7 +76,12 @@ class Retention:
                 self._delete_oldest()
                 expired += 1
             for_space = self._free_space()
-        except StorageError as exc:
+            # Thumbnails die with their photos: once at start (a crash may have left
+            # some), then whenever photos went, which is when an orphan can appear.
+            if expired or for_space or not self._swept:
+                self.store.remove_orphan_thumbs()
+                self._swept = True
+        except (StorageError, OSError) as exc:
             self._oldest.clear()
             log.error("retention stopped for now: %s", exc)
         if expired:

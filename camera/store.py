@@ -285,6 +285,35 @@ class PhotoStore:
                 except OSError:
                     break
 
+    def remove_orphan_thumbs(self) -> int:
+        """Delete thumbnails whose photo is gone, and their directories once empty.
+
+        ``delete`` removes a photo's thumbnail with it; an orphan is left only when a
+        thumbnail was being made as its photo was deleted, or by a crash in between.
+        """
+        if self.thumbs_root is None:
+            return 0
+        removed = 0
+        for directory in self._hour_dirs(None, None, newest_first=False, root=self.thumbs_root):
+            photos_dir = self.root / directory.relative_to(self.thumbs_root)
+            try:
+                photos = set(os.listdir(photos_dir))
+            except FileNotFoundError:
+                photos = set()
+            for entry in os.scandir(directory):
+                if entry.name.endswith("Z.jpg") and entry.name not in photos:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+            for empty in (directory, directory.parent):
+                try:
+                    empty.rmdir()
+                except OSError:
+                    break
+        if removed:
+            log.info("removed %d thumbnail(s) whose photo is gone", removed)
+        return removed
+
     def remove_stale_temps(self) -> int:
         """Delete temp files killed writers left among the photos and thumbnails."""
         roots = [self.root] + ([self.thumbs_root] if self.thumbs_root else [])

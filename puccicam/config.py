@@ -48,7 +48,7 @@ class WebConfig:
     port: int = _key(8080, "port to listen on", min=1, max=65535)
     threads: int = _key(4, "waitress worker threads", min=1, max=64)
     connection_limit: int = _key(
-        100, "most simultaneous client connections; near it, stalled ones are closed first", min=1
+        100, "most simultaneous client connections; at it, idle ones make room for newcomers", min=1
     )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
     max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
@@ -57,11 +57,23 @@ class WebConfig:
     )
     trusted_proxy_count: int = _key(1, "how many proxies in front append to X-Forwarded-For", min=1)
     https: bool = _key(False, "served over HTTPS: Secure cookies and HSTS")
-    secret_key: str = _key("", "session signing key; empty: generated into data_dir/secret_key")
-    remember_days: int = _key(30, "how long 'remember me' keeps an owner logged in", min=1, max=30)
+    secret_key: str = _key(
+        "", "session signing key, at least 32 bytes; empty: generated into data_dir/secret_key",
+        min_bytes=32,
+    )  # fmt: skip
+    remember_days: int = _key(
+        30, "days a login lasts at most: 'remember me' cookies and sessions expire then",
+        min=1, max=30,
+    )  # fmt: skip
     bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
-    login_limit_ip: str = _key("10 per minute;50 per hour", "login attempts allowed per client IP")
-    login_limit_user: str = _key("20 per hour", "login attempts allowed per username")
+    login_limit_ip: str = _key(
+        "10 per minute;50 per hour", "failed logins allowed per client address, then 429"
+    )
+    login_limit_user: str = _key(
+        "20 per hour",
+        "failed logins allowed per username from one address, then 429; past it from all "
+        "addresses together, each attempt for that name waits (up to 3 s)",
+    )
     thumb_width: int = _key(160, "thumbnail width in pixels", min=16, max=640)
     refresh_seconds: float = _key(10.0, "how often the gallery looks for a new photo", min=1)
 
@@ -223,6 +235,13 @@ def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) ->
         raise ConfigError(f"{where}: must be at least {meta['min']}, got {value}")
     if "max" in meta and value > meta["max"]:
         raise ConfigError(f"{where}: must be at most {meta['max']}, got {value}")
+    if "min_bytes" in meta and value and len(value.encode("utf-8")) < meta["min_bytes"]:
+        # Never the value: it is a secret.
+        raise ConfigError(
+            f"{where}: must be at least {meta['min_bytes']} bytes, got "
+            f"{len(value.encode('utf-8'))}; leave it empty to have one generated, or make "
+            "one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
 

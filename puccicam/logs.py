@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 _PRIORITY = {
@@ -20,7 +21,36 @@ _PRIORITY = {
 }
 
 
-class JournalFormatter(logging.Formatter):
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character written as ``\\xNN`` (or ``\\uNNNN``)."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text
+    )
+
+
+class SafeFormatter(logging.Formatter):
+    """A formatter under which client data (a request path, a typed name, a Host header)
+    can never start a log line of its own: control characters in a message are escaped,
+    wherever the message came from (our modules, Flask-Limiter, waitress), and every line
+    of a traceback is indented, so none reads as an entry of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        lines = super().formatException(ei).splitlines()
+        return "\n".join("  " + escape_control(line) for line in lines)
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join("  " + escape_control(line) for line in stack_info.splitlines())
+
+
+class JournalFormatter(SafeFormatter):
     """``<6>camera.grabber: photo saved``: what journald reads as priority and message."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -38,7 +68,7 @@ def setup_logging(level: str = "INFO", stream=None) -> None:
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -77,3 +77,14 @@ def test_passwd_and_remove(user_cli, tmp_path, make_config):
 
 def test_no_account_exists_by_default(user_cli):
     assert "no accounts yet" in user_cli("list").output
+
+
+def test_names_that_differ_only_by_case_are_one_name(user_cli):
+    assert user_cli("add", "alice", "--password-stdin", input="a good password\n").exit_code == 0
+    again = user_cli("add", "Alice", "--password-stdin", input="a good password\n")
+    assert again.exit_code == 1 and "'alice' already exists" in again.output
+    assert user_cli("list").output.count("lice") == 1
+    # The other commands find it by any spelling too.
+    assert (
+        user_cli("passwd", "ALICE", "--password-stdin", input="a newer password\n").exit_code == 0
+    )

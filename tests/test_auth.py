@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -174,23 +175,152 @@ def test_login_rate_limit_per_ip_answers_429(auth, client):
     assert "Too many attempts" in page  # even the right password waits
 
 
-def test_login_rate_limit_per_username_across_ips(auth, app):
+def _attempt(app, username: str, password: str, address: str, **kwargs) -> int:
+    """A login by a fresh visitor from ``address``; the status code."""
+    from tests.helpers.site import AuthActions
+
+    client = app.test_client()
+    token = AuthActions(client, app).token()
+    data = {"username": username, "password": password, "csrf_token": token, **kwargs}
+    return client.post("/login", data=data, environ_base={"REMOTE_ADDR": address}).status_code
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The slow-down waits the login view asked for (the clock is mocked, not slept)."""
+    import webapp.auth
+
+    asked: list[float] = []
+    monkeypatch.setattr(webapp.auth, "_wait", asked.append)
+    return asked
+
+
+def test_a_stranger_guessing_from_many_addresses_cannot_lock_the_owner_out(auth, app, waits):
+    auth.create("alice")
+    codes = [_attempt(app, "ALICE", "nope", f"127.0.0.{2 + i % 5}") for i in range(26)]
+    assert codes == [401] * 26  # never a 429: each address stays under its own limits
+    # After 20 failures (web.login_limit_user) each attempt waits, longer each time, capped.
+    assert waits == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    assert _attempt(app, "alice", PASSWORD, "127.0.0.1") == 302  # the owner gets in
+    assert waits[-1] == 3.0
+
+
+def test_a_guesser_from_one_address_is_blocked_and_only_there(auth, app, waits, caplog):
+    caplog.set_level(logging.INFO)
+    auth.create("alice")
+    app.config.update(LOGIN_LIMIT_IP="1000 per minute", LOGIN_LIMIT_USER="3 per hour")
+    typed = "Alice "
+    codes = [_attempt(app, typed, "nope", "10.0.0.9") for _ in range(5)]
+    assert codes == [401, 401, 401, 429, 429]
+    assert _attempt(app, "someone-else", "nope", "10.0.0.9") == 401  # this name and address
+    assert _attempt(app, "alice", PASSWORD, "10.0.0.10") == 302  # another address gets in
+    # Flask-Limiter logs the key of a limit it enforces: no typed name in it.
+    assert "login-user:" in caplog.text
+    assert "Alice" not in caplog.text and "login-user:alice" not in caplog.text
+
+
+def test_successful_logins_do_not_count(auth, app):
+    auth.create()
+    app.config.update(LOGIN_LIMIT_IP="3 per minute", LOGIN_LIMIT_USER="3 per hour")
+    assert [_attempt(app, "owner", PASSWORD, "10.0.0.1") for _ in range(6)] == [302] * 6
+    codes = [_attempt(app, "owner", "nope", "10.0.0.1") for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+
+
+def test_failed_login_log_holds_no_typed_name_only_a_digest(auth, caplog):
+    from webapp.auth import name_digest
+
+    auth.create("alice")
+    typed = "my secret password"  # typed into the name field by mistake
+    auth.login(username=typed)
+    auth.login(username="ALICE", password="nope")
+    assert typed not in caplog.text and "secret" not in caplog.text
+    assert f"sha256 {name_digest(typed)}" in caplog.text
+    assert "login failed for alice from" in caplog.text  # a known name, as it was created
+
+
+def test_login_takes_the_username_in_any_case(auth, client, caplog):
+    caplog.set_level(logging.INFO)
+    auth.create("Alice")
+    assert auth.login(username="alice").status_code == 302
+    assert "login ok: Alice" in caplog.text
+    assert client.get("/gallery").status_code == 200
+
+
+def _remember_cookie(response) -> str:
+    return next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("puccicam_remember=")
+    )
+
+
+def test_every_login_gets_its_own_remember_token(auth, client, app):
     from tests.helpers.site import AuthActions
 
     auth.create()
-    app.config["LOGIN_LIMIT_USER"] = "3 per hour"
-    codes = []
-    for i in range(5):
-        client = app.test_client()
-        token = AuthActions(client, app).token()
-        codes.append(
-            client.post(
-                "/login",
-                data={"username": "owner", "password": "nope", "csrf_token": token},
-                environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
-            ).status_code
-        )
-    assert codes[:3] == [401] * 3 and codes[3:] == [429, 429]
+    first = _remember_cookie(auth.login(remember=True))
+    second = _remember_cookie(AuthActions(app.test_client(), app).login(remember=True))
+    assert first.split(";")[0] != second.split(";")[0]
+
+
+def test_a_copied_remember_cookie_stops_working_after_remember_days(
+    auth, client, app, photos, monkeypatch
+):
+    import webapp.sessions
+
+    auth.create()
+    auth.login(remember=True)
+    remember = client.get_cookie("puccicam_remember").value
+    session = client.get_cookie("puccicam_session").value
+    photo = f"/photos/{photos[-1].name}"
+
+    def thief(**cookies):
+        other = app.test_client()
+        for name, value in cookies.items():
+            other.set_cookie(name, value)
+        return other
+
+    assert thief(puccicam_remember=remember).get("/gallery").status_code == 200
+    later = time.time() + 30 * 86400 + 60  # web.remember_days (30) and a minute
+    monkeypatch.setattr(webapp.sessions, "_now", lambda: later)
+    app.wsgi_app.sessions.clear()
+    assert thief(puccicam_remember=remember).get("/gallery").status_code == 302
+    # The session carries the same token: it ends too, on Flask's path and the fast path.
+    assert thief(puccicam_session=session).get("/gallery").status_code == 302
+    assert thief(puccicam_session=session).get(photo).status_code == 302
+
+
+def test_logout_deletes_the_remember_cookie_in_the_browser(auth, client):
+    auth.create()
+    auth.login(remember=True)
+    response = auth.logout()
+    cleared = _remember_cookie(response)
+    assert cleared.startswith("puccicam_remember=;") and "Expires=Thu, 01 Jan 1970" in cleared
+    assert client.get_cookie("puccicam_remember") is None
+
+
+def test_remember_cookie_is_secure_by_the_session_cookies_rule(auth, app):
+    """Served as HTTPS (a proxy said so) with web.https off: both cookies are Secure."""
+    from tests.helpers.site import CSRF
+
+    auth.create()
+    client = app.test_client()
+    https = {"base_url": "https://localhost", "headers": {"Referer": "https://localhost/login"}}
+    token = CSRF.search(client.get("/login", **https).get_data(as_text=True)).group(1)
+    data = {"username": "owner", "password": PASSWORD, "csrf_token": token, "remember": "y"}
+    response = client.post("/login", data=data, **https)
+    assert response.status_code == 302
+    cookies = response.headers.getlist("Set-Cookie")
+    assert all("; Secure" in c for c in cookies), cookies
+    assert any(c.startswith("puccicam_remember=") for c in cookies)
+
+
+@pytest.mark.parametrize("page", ["/gallery", "/photo/{name}", "/status", "/"])
+def test_pages_are_never_stored_by_a_cache(auth, client, photos, page):
+    auth.create()
+    auth.login()
+    response = client.get(page.format(name=photos[-1].name))
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_a_removed_owners_cookie_never_opens_a_new_account(auth, client, app):
@@ -212,3 +342,60 @@ def test_odd_time_zone_settings_fall_back_instead_of_failing(make_config, monkey
     app = create_app(make_config(web__bcrypt_rounds=4))
     assert app.config["BABEL_DEFAULT_TIMEZONE"]
     assert app.test_client().get("/login").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("days", "label"), [(30, "for 30 days"), (1, "for 1 day"), (7, "for 7 days")]
+)
+def test_the_remember_box_names_web_remember_days(make_config, days, label):
+    from webapp import create_app
+
+    app = create_app(make_config(web__bcrypt_rounds=4, web__remember_days=days))
+    assert f"Keep me logged in {label}" in app.test_client().get("/login").get_data(as_text=True)
+
+
+def _login_from(port: int, address: str, username: str, password: str) -> int:
+    """A fresh visitor's login over a real socket from ``address``; the status code."""
+    import http.client
+    import re
+    from urllib.parse import urlencode
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+    try:
+        conn.request("GET", "/login")
+        page = conn.getresponse()
+        body = page.read().decode()
+        cookie = page.getheader("Set-Cookie").split(";")[0]
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body).group(1)
+        form = urlencode({"username": username, "password": password, "csrf_token": token})
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        conn.request("POST", "/login", body=form, headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+        return reply.status
+    finally:
+        conn.close()
+
+
+def test_a_real_server_lets_the_owner_in_while_a_stranger_guesses_her_name(tmp_path, make_config):
+    """Against ``puccicam serve`` with its default limits, over real sockets from several
+    loopback addresses: 22 wrong passwords for ALICE, then alice's own from 127.0.0.1."""
+    from tests.helpers.live import ServerProcess
+    from webapp import create_app, state
+
+    data = tmp_path / "data"
+    with create_app(make_config(data_dir=data, web__bcrypt_rounds=4)).app_context():
+        state().accounts.add("alice", PASSWORD)
+    server = ServerProcess(data, env={"PUCCICAM_WEB_BCRYPT_ROUNDS": "4"})
+    try:
+        guesses = [_login_from(server.port, f"127.0.0.{2 + i % 4}", "ALICE", "nope")
+                   for i in range(22)]  # fmt: skip
+        assert guesses == [401] * 22
+        started = time.monotonic()
+        assert _login_from(server.port, "127.0.0.1", "alice", PASSWORD) == 302
+        assert time.monotonic() - started < 3.0 + 2.0  # the slow-down's cap, and a margin
+        # One address guessing on is blocked: 10 failures a minute per address.
+        from_one = [_login_from(server.port, "127.0.0.9", "bob", "nope") for _ in range(11)]
+        assert from_one == [401] * 10 + [429]
+    finally:
+        server.stop()

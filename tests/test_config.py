@@ -146,3 +146,15 @@ def test_config_command_checks_and_prints_the_example(tmp_path):
     assert ok.exit_code == 0 and "configuration ok" in ok.output
     bad = runner.invoke(main, ["config"], env={"PUCCICAM_CAPTURE_JPEG_QUALITY": "0"})
     assert bad.exit_code == 1 and "capture.jpeg_quality" in bad.output
+
+
+def test_a_short_secret_key_is_refused_and_not_shown(tmp_path):
+    short = "hunter2-is-my-key"
+    with pytest.raises(ConfigError, match=r"web\.secret_key.*at least 32 bytes") as exc:
+        load_config(env={"PUCCICAM_WEB_SECRET_KEY": short, "PUCCICAM_DATA_DIR": str(tmp_path)})
+    assert short not in str(exc.value)
+    config = load_config(
+        env={"PUCCICAM_WEB_SECRET_KEY": "k" * 32, "PUCCICAM_DATA_DIR": str(tmp_path)}
+    )
+    assert config.web.secret_key == "k" * 32
+    assert load_config(env={"PUCCICAM_DATA_DIR": str(tmp_path)}).web.secret_key == ""

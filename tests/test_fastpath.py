@@ -13,6 +13,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 
 from tests.helpers.site import PASSWORD
+from webapp.sessions import make_token
 
 # Headers that differ by nature: the session cookie Flask refreshes on each request.
 IGNORED = {"set-cookie", "date"}
@@ -56,10 +57,12 @@ def _cases(app, cookie: str, photos) -> dict[str, tuple[str, str, dict]]:
     assert status == 200 and fast.files.get(fast.store.locate(name)) is not None
     etag, modified = first["etag"], first["last-modified"]
     earlier = "Mon, 01 Jan 2001 00:00:00 GMT"
-    expired = _signed(app, {"_user_id": "1:1", "_fresh": True}, age=40 * 86400)
-    forged_version = _signed(app, {"_user_id": "1:7"})
-    no_user = _signed(app, {"_user_id": "99:1"})
+    expired = _signed(app, {"_user_id": make_token(1, 1), "_fresh": True}, age=40 * 86400)
+    forged_version = _signed(app, {"_user_id": make_token(1, 7)})
+    no_user = _signed(app, {"_user_id": make_token(99, 1)})
     junk_token = _signed(app, {"_user_id": "1:x"})
+    old_format = _signed(app, {"_user_id": "1:1"})
+    token_too_old = _signed(app, {"_user_id": make_token(1, 1, int(time.time()) - 31 * 86400)})
     session = f"puccicam_session={cookie}"
     return {
         "plain": ("GET", photo, {"Cookie": session}),
@@ -122,6 +125,12 @@ def _cases(app, cookie: str, photos) -> dict[str, tuple[str, str, dict]]:
         "stale session version": ("GET", photo, {"Cookie": f"puccicam_session={forged_version}"}),
         "session of no user": ("GET", photo, {"Cookie": f"puccicam_session={no_user}"}),
         "token not id:version": ("GET", photo, {"Cookie": f"puccicam_session={junk_token}"}),
+        "token of the old format": ("GET", photo, {"Cookie": f"puccicam_session={old_format}"}),
+        "token past remember_days": (
+            "GET",
+            photo,
+            {"Cookie": f"puccicam_session={token_too_old}"},
+        ),
         "tampered cookie": ("GET", photo, {"Cookie": f"puccicam_session={cookie[:-2]}AA"}),
         "no cookie": ("GET", photo, {}),
         "no such photo": ("GET", "/photos/20000101T000000.000Z.jpg", {"Cookie": session}),
@@ -163,3 +172,50 @@ def test_fast_path_answers_as_flask_does_after_a_password_change(app, owner, pho
     with app.app_context():
         state().accounts.set_password("owner", PASSWORD + "!")
     _compare(app, cases)
+
+
+def _served_by_flask(app) -> list[str]:
+    """Paths the fast path handed on to Flask from now on."""
+    fast = app.wsgi_app
+    handed, flask_app = [], fast.next
+
+    def counting(environ, start_response):
+        handed.append(environ["PATH_INFO"])
+        return flask_app(environ, start_response)
+
+    fast.next = counting
+    return handed
+
+
+@pytest.mark.parametrize("odd", ["cam#1", "cam?mode=rw", "cam%20x", "c#?%d"])
+def test_a_data_dir_with_uri_characters_is_the_one_opened(tmp_path, make_config, odd, good_frame):
+    from tests.helpers.site import AuthActions
+    from webapp import create_app, state
+    from webapp.extensions import limiter
+
+    app = create_app(make_config(data_dir=tmp_path / odd, web__bcrypt_rounds=4), TESTING=True)
+    limiter.reset()
+    with app.app_context():
+        photo = state().store.save(good_frame, time.time() - 60)
+    client = app.test_client()
+    actions = AuthActions(client, app)
+    actions.create()
+    assert actions.login().status_code == 302
+    handed = _served_by_flask(app)
+    response = client.get(f"/photos/{photo.name}")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert handed == []  # the fast path read the session version from this data dir's file
+
+
+def test_an_unreadable_database_falls_through_to_flask(app, owner, photos, tmp_path):
+    from webapp.sessions import VersionReader
+
+    fast = app.wsgi_app
+    fast.versions = VersionReader(tmp_path / "no such dir" / "db.sqlite3")
+    fast.sessions.clear()
+    handed = _served_by_flask(app)
+    response = app.test_client(use_cookies=False).get(
+        f"/photos/{photos[-1].name}", headers={"Cookie": f"puccicam_session={owner}"}
+    )
+    assert response.status_code == 200  # Flask's own path, with its own database
+    assert handed == [f"/photos/{photos[-1].name}"]

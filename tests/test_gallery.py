@@ -299,3 +299,44 @@ def test_logout_tells_the_browser_to_drop_cached_photos(auth):
     auth.create()
     auth.login()
     assert auth.logout().headers["Clear-Site-Data"] == '"cache"'
+
+
+def test_a_thumbnail_is_not_served_once_its_photo_is_gone(auth, client, app, photos):
+    from pathlib import Path
+
+    from webapp import state
+
+    auth.create()
+    auth.login()
+    name = photos[3].name
+    assert client.get(f"/thumbs/{name}").status_code == 200  # made, through Flask
+    assert client.get(f"/thumbs/{name}").status_code == 200  # served, by the fast path
+    with app.app_context():
+        store = state().store
+    Path(store.locate(name)).unlink()  # the photo goes, its thumbnail (an orphan) stays
+    assert Path(store.locate(name, thumb=True)).exists()
+    response = client.get(f"/thumbs/{name}")
+    assert response.status_code == 404 and b"\xff\xd8" not in response.data
+
+
+def test_a_thumbnail_made_as_its_photo_is_deleted_is_not_kept(app, photos, monkeypatch):
+    from pathlib import Path
+
+    from camera.errors import PhotoNotFound
+    from webapp import state
+    from webapp.thumbs import thumbnail
+
+    with app.app_context():
+        store = state().store
+    name = photos[5].name
+    real_read = store.read
+
+    def read_then_prune(photo_name: str) -> bytes:
+        data = real_read(photo_name)
+        store.delete(photos[5])  # retention, between reading the photo and the write
+        return data
+
+    monkeypatch.setattr(store, "read", read_then_prune)
+    with pytest.raises(PhotoNotFound):
+        thumbnail(store, name, 160)
+    assert not Path(store.locate(name, thumb=True)).exists()

@@ -56,8 +56,11 @@ def test_forged_session_cookies_open_nothing(site, app):
     from flask import Flask
     from flask.sessions import SecureCookieSessionInterface
 
+    from webapp.sessions import make_token, parse_token
+
     owner, _token = site.owner()
-    user_id, version = _signed_session(app, owner["puccicam_session"])["_user_id"].split(":")
+    token = _signed_session(app, owner["puccicam_session"])["_user_id"]
+    user_id, version, issued = parse_token(token)
 
     def signed(data: dict, key: str, salt: str = "cookie-session") -> str:
         forger = Flask("forger")
@@ -66,7 +69,7 @@ def test_forged_session_cookies_open_nothing(site, app):
         interface.salt = salt
         return interface.get_signing_serializer(forger).dumps(data)
 
-    session = {"_user_id": f"{user_id}:{version}", "_fresh": True}
+    session = {"_user_id": token, "_fresh": True}
     real = signed(session, app.secret_key)
     # Control: the same session signed with the real key opens everything, so what the
     # forgeries below lack is only the key.
@@ -76,10 +79,14 @@ def test_forged_session_cookies_open_nothing(site, app):
         "another key": signed(session, "not the secret key"),
         "another salt": signed(session, app.secret_key, salt="another-salt"),
         "an ended session version": signed(
-            {**session, "_user_id": f"{user_id}:{int(version) - 1}"}, app.secret_key
+            {**session, "_user_id": make_token(user_id, version - 1, issued)}, app.secret_key
         ),
         "a user that does not exist": signed(
-            {**session, "_user_id": f"{int(user_id) + 1}:{version}"}, app.secret_key
+            {**session, "_user_id": make_token(user_id + 1, version, issued)}, app.secret_key
+        ),
+        "a token issued before remember_days": signed(
+            {**session, "_user_id": make_token(user_id, version, issued - 31 * 86400)},
+            app.secret_key,
         ),
     }
     for what, cookie in forged.items():
@@ -93,9 +100,11 @@ def _signed_session(app, value: str) -> dict:
 def test_forged_remember_cookies_open_nothing(site, app):
     from flask_login.utils import encode_cookie
 
+    from webapp.sessions import make_token, parse_token
+
     owner, _token = site.owner(remember=True)
     user_token = _signed_session(app, owner["puccicam_session"])["_user_id"]
-    user_id, version = user_token.split(":")
+    user_id, version, issued = parse_token(user_token)
     # Control: a remember cookie with the real key, and no session, logs the owner back in.
     real = encode_cookie(user_token, key=app.secret_key)
     assert site.has_access({"puccicam_remember": real})
@@ -104,10 +113,14 @@ def test_forged_remember_cookies_open_nothing(site, app):
         "no digest": user_token,
         "a zero digest": f"{user_token}|{'0' * 128}",
         "an ended session version": encode_cookie(
-            f"{user_id}:{int(version) - 1}", key=app.secret_key
+            make_token(user_id, version - 1, issued), key=app.secret_key
         ),
-        "another user": encode_cookie(f"{int(user_id) + 1}:{version}", key=app.secret_key),
-        "a bare user id": encode_cookie(user_id, key=app.secret_key),
+        "another user": encode_cookie(make_token(user_id + 1, version, issued), key=app.secret_key),
+        "a bare user id": encode_cookie(str(user_id), key=app.secret_key),
+        "the old id:version form": encode_cookie(f"{user_id}:{version}", key=app.secret_key),
+        "a token issued before remember_days": encode_cookie(
+            make_token(user_id, version, issued - 31 * 86400), key=app.secret_key
+        ),
     }
     for what, cookie in forged.items():
         _refused_everywhere(site, f"remember cookie with {what}", {"puccicam_remember": cookie})

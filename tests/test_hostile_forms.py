@@ -126,8 +126,7 @@ ODD_USERNAMES = [
     " ",
     "ünïcödé",
     "用户",
-    "OWNER",
-    "ówner",
+    "ówner",  # ("OWNER" logs in: names are one whatever their case, tests/test_auth.py)
     "\uff4f\uff57\uff4e\uff45\uff52",  # fullwidth "owner": NFKC would make it "owner"
     "own\u0435r",  # a Cyrillic e
     "owner\u200b",

@@ -255,7 +255,7 @@ def test_without_the_guard_slowloris_would_lock_everyone_out(make_config, monkey
     """The check above can fail: waitress alone stops accepting at the limit."""
     from webapp.guard import GuardedServer
 
-    monkeypatch.setattr(GuardedServer, "patience", float("inf"))
+    monkeypatch.setattr(GuardedServer, "_make_room", lambda self: None)
     limit = 20
     with _guarded_server(make_config, web__connection_limit=limit) as server:
         attack = Slowloris(server.effective_port, limit)

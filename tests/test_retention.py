@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +106,30 @@ def test_an_undeletable_photo_ends_the_round_without_killing_anything(
     assert result.expired == 0 and "retention stopped for now" in caplog.text
     monkeypatch.undo()
     assert Retention(store, DAY, 0).prune(EPOCH).expired == 3
+
+
+def _orphan(store: PhotoStore, photo) -> None:
+    """A thumbnail whose photo is gone, as a crash mid-delete or a race leaves one."""
+    thumb = store.thumb_path(photo.name)
+    thumb.parent.mkdir(parents=True, exist_ok=True)
+    thumb.write_bytes(b"thumb")
+    Path(store.locate(photo.name)).unlink()
+
+
+def test_thumbnails_die_with_their_photos(tmp_path):
+    store = PhotoStore(tmp_path / "photos", tmp_path / "thumbs")
+    jpeg = b"\xff\xd8 jpeg \xff\xd9"
+    store.save(jpeg, EPOCH - 23.9 * 3600)
+    kept = store.save(jpeg, EPOCH - 600)
+    gone = store.save(jpeg, EPOCH - 300)
+    store.thumb_path(kept.name).parent.mkdir(parents=True, exist_ok=True)
+    store.thumb_path(kept.name).write_bytes(b"thumb")
+    _orphan(store, gone)
+    retention = Retention(store, 24 * 3600, 0)
+    assert retention.prune(EPOCH).expired == 0  # the first round sweeps what a crash left
+    assert [p.name for p in (tmp_path / "thumbs").rglob("*.jpg")] == [kept.name]
+    # Later orphans go with the next round that deletes photos.
+    _orphan(store, kept)
+    assert retention.prune(EPOCH + 0.2 * 3600).expired == 1
+    assert not list((tmp_path / "thumbs").rglob("*.jpg"))
+    assert not list((tmp_path / "thumbs").iterdir())  # empty hour and day dirs gone too

@@ -163,29 +163,87 @@ def test_serve_stops_on_sigterm_after_load(tmp_path):
 
 
 def _channel(**state):
-    """A GuardedServer channel in a given state, without a socket (only its state matters)."""
+    """A GuardedServer channel in a given state, without a socket (only its state matters).
+
+    The clock reads 100; ``progress`` (the last answer sent) defaults to 10 s ago."""
     from webapp.guard import _Channel
 
     channel = _Channel.__new__(_Channel)
-    silent = state.pop("silent", 0.0)
-    defaults = {"requests": [], "total_outbufs_len": 0, "will_close": False, "request": None,
-                "began": 0.0, "last_activity": time.time() - silent}  # fmt: skip
+    defaults = {"requests": [], "total_outbufs_len": 0, "will_close": False,
+                "close_when_flushed": False, "request": None, "began": 0.0,
+                "progress": 90.0}  # fmt: skip
     for name, value in {**defaults, **state}.items():
         setattr(channel, name, value)
     return channel
 
 
 @pytest.mark.parametrize(
-    ("state", "stalled"),
+    ("state", "idle"),
     [
-        ({"request": object(), "began": -10.0}, 10.0),  # a request trickling in for 10 s
-        ({"request": object(), "began": -1.0}, 1.0),  # one just begun
-        ({"silent": 10}, 10.0),  # silent for 10 s
-        ({"requests": [object()], "request": object(), "began": -10.0}, 0.0),  # being answered
-        ({"total_outbufs_len": 5, "silent": 10}, 0.0),  # a reply to send
-        ({"will_close": True, "silent": 10}, 0.0),  # closing anyway
+        ({}, 10.0),  # nothing since the last answer (bare CRLFs and idle keep-alive alike)
+        ({"request": object(), "began": 95.0}, 5.0),  # a request trickling in since 95
+        ({"request": object(), "began": 80.0}, 10.0),  # ...begun before the last answer
+        ({"progress": 99.0}, 1.0),  # answered a second ago
+        ({"requests": [object()], "request": object(), "began": 1.0}, None),  # being answered
+        ({"total_outbufs_len": 5}, None),  # an answer still to send
+        ({"will_close": True}, None),  # closing anyway
+        ({"close_when_flushed": True}, None),
     ],
 )
-def test_how_long_a_connection_has_stalled(state, stalled):
-    """The guard closes connections stalled past its patience; these are the states."""
-    assert _channel(**state).stalled_for(now=0.0) == pytest.approx(stalled, abs=0.5)
+def test_how_long_a_connection_has_gone_without_progress(state, idle):
+    """The guard makes room by closing connections longest without an answer sent."""
+    assert _channel(**state).idle_for(now=100.0) == idle
+
+
+def _full_server(channels: dict[str, tuple[str, float | None]], slots: int = 8):
+    """A GuardedServer holding ``channels`` (name: (address, seconds idle or None if busy))."""
+    from types import SimpleNamespace
+
+    from webapp.guard import GuardedServer
+
+    server = GuardedServer.__new__(GuardedServer)
+    server.adj = SimpleNamespace(connection_limit=slots + 2, listen=[object()])
+    server.active_channels = {}
+    now = time.monotonic()
+    for fd, (name, (address, idle)) in enumerate(channels.items()):
+        busy = {"requests": [object()]} if idle is None else {}
+        channel = _channel(progress=now - (idle or 0), addr=(address, 1000 + fd), **busy)
+        channel.name = name
+        server.active_channels[fd] = channel
+    return server
+
+
+@pytest.mark.parametrize(
+    ("channels", "closed"),
+    [
+        # Past patience (3 s): all go; being answered: never, however long.
+        (
+            {
+                "slow1": ("10.0.0.1", 9),
+                "slow2": ("10.0.0.2", 4),
+                "busy": ("10.0.0.3", None),
+                "owner": ("10.0.0.4", 2),
+            },
+            {"slow1", "slow2"},
+        ),
+        # An address over its share (a quarter of 8 slots): its surplus, longest idle first.
+        (
+            {
+                "a1": ("10.0.0.1", 2.5),
+                "a2": ("10.0.0.1", 2),
+                "a3": ("10.0.0.1", 1),
+                "a4": ("10.0.0.1", 0.1),
+                "owner": ("10.0.0.9", 2.9),
+            },
+            {"a1", "a2"},
+        ),
+        # Nobody stalled or over a share: the one longest without an answer.
+        ({"b1": ("10.0.0.1", 1), "b2": ("10.0.0.2", 2), "b3": ("10.0.0.3", 0.7)}, {"b2"}),
+        # Answered or let in within the last half second, or being answered: nobody.
+        ({"new": ("10.0.0.1", 0.1), "busy": ("10.0.0.2", None)}, set()),
+    ],
+)
+def test_which_connections_make_room_for_a_waiting_client(channels, closed):
+    server = _full_server(channels)
+    server._make_room()
+    assert {c.name for c in server.active_channels.values() if c.will_close} == closed

@@ -19,6 +19,7 @@ from babel.dates import get_timezone as babel_timezone
 from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
+from sqlalchemy.engine import URL
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
@@ -127,7 +128,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         ) from exc
     app.config.from_mapping(
         SECRET_KEY=secret_key,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{config.database_path}",
+        # A URL object, not "sqlite:///{path}": a "?" or "%" in the path would be parsed.
+        SQLALCHEMY_DATABASE_URI=URL.create("sqlite", database=str(config.database_path)),
         SESSION_COOKIE_NAME="puccicam_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -211,6 +213,10 @@ def _register_hooks(app: Flask) -> None:
     @app.after_request
     def finish(response):
         add_security_headers(response, app.config["HSTS"])
+        if response.mimetype == "text/html" and "Cache-Control" not in response.headers:
+            # Every page is made for one visitor (its CSRF token; for owners, their
+            # photos): neither a shared computer's cache nor a proxy may keep it.
+            response.headers["Cache-Control"] = "no-store"
         user = current_user.id if current_user and current_user.is_authenticated else "-"
         log_request(
             request.method,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 
 import bcrypt
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models import User
@@ -64,7 +64,20 @@ class Accounts:
 
     @staticmethod
     def find(username: str) -> User | None:
-        return db.session.execute(select(User).filter_by(username=username)).scalar_one_or_none()
+        """The account of that name, whatever its case (``Alice`` finds ``alice``).
+
+        An exact match comes first: a database made before names were unique regardless
+        of case may hold both spellings. Names are ASCII: only ASCII letters fold (Python
+        folds the Kelvin sign to "k", SQLite's lower() does not)."""
+        if not username.isascii():
+            return None
+        query = (
+            select(User)
+            .where(func.lower(User.username) == username.lower())
+            .order_by(User.username != username, User.id)
+            .limit(1)
+        )
+        return db.session.execute(query).scalar_one_or_none()
 
     @staticmethod
     def all() -> list[User]:
@@ -80,8 +93,12 @@ class Accounts:
                 "a username is 1 to 64 letters, digits, dots, dashes or underscores, "
                 "starting with a letter or digit"
             )
-        if self.find(username) is not None:
-            raise AccountError(f"an account named {username!r} already exists")
+        existing = self.find(username)
+        if existing is not None:
+            raise AccountError(
+                f"an account named {existing.username!r} already exists "
+                "(names are the same whatever their case)"
+            )
         user = User(
             username=username, email=email, password_hash=hash_password(password, self.rounds)
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 
 from flask import (
     Blueprint,
@@ -16,8 +18,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from limits import parse_many
 from wtforms import BooleanField, PasswordField, StringField
 
 from webapp import state
@@ -32,6 +37,8 @@ bp = Blueprint("auth", __name__)
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please log in to see the photos.")
 login_manager.session_protection = "basic"
+# A new token per login (webapp.sessions), not a fixed user id.
+login_manager.id_attribute = "session_token"
 
 
 @login_manager.unauthorized_handler
@@ -48,7 +55,7 @@ def unauthorized():
 class LoginForm(FlaskForm):
     username = StringField(_l("Username"))
     password = PasswordField(_l("Password"))
-    remember = BooleanField(_l("Keep me logged in for 30 days"))
+    remember = BooleanField()  # labelled in login(): it names web.remember_days
 
 
 @login_manager.user_loader
@@ -59,19 +66,78 @@ def load_user(token: str) -> User | None:
         user = db.session.get(User, user_id)
         return user.session_version if user is not None else None
 
-    user_id = current_user_id(token, version)
+    max_age = current_app.config["REMEMBER_COOKIE_DURATION"].total_seconds()
+    user_id = current_user_id(token, version, max_age)
     # The same identity-map entry the check loaded: no second query.
     return db.session.get(User, user_id) if user_id is not None else None
 
 
-def _username_key() -> str:
-    return "login-user:" + (request.form.get("username") or "").strip().lower()[:64]
+# Login limits. Only failed logins count (a 401: a wrong name or password), never a
+# successful one. The hard limits, a 429, are per client address and per (username,
+# client address): a stranger can block only their own address, never the owner's. A
+# name guessed at from many addresses is slowed down instead: past LOGIN_LIMIT_USER
+# failures for it from everywhere, each attempt for it waits before the password is
+# checked, twice as long after each further failure, at most SLOWDOWN_MAX seconds. The
+# owner still gets in (after the wait); a guesser gets a few attempts a second at most
+# per connection. The wait holds a worker thread: the per-address limits bound how many
+# such requests each address can make.
+SLOWDOWN_FIRST = 0.25
+SLOWDOWN_MAX = 3.0
+
+
+def name_digest(username: str) -> str:
+    """A short stand-in for a typed username, for limiter keys and log lines: an owner
+    who typed the password into the name field must not find it in the journal."""
+    normal = username.strip().lower()
+    return hashlib.sha256(normal.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _typed_name() -> str:
+    return request.form.get("username") or ""
+
+
+def _user_and_address_key() -> str:
+    return f"login-user:{name_digest(_typed_name())}@{get_remote_address()}"
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
+
+
+def _slowdown_items():
+    return parse_many(current_app.config["LOGIN_LIMIT_USER"])
+
+
+def _slowdown_key(item, digest: str) -> str:
+    return item.key_for("login-slowdown", digest)
+
+
+def _slowdown(digest: str) -> float:
+    """Seconds an attempt for this name waits: 0 until it has failed LOGIN_LIMIT_USER
+    times (from all addresses), then growing with each further failure."""
+    excess = max(
+        limiter.storage.get(_slowdown_key(item, digest)) - item.amount for item in _slowdown_items()
+    )
+    return 0.0 if excess < 0 else min(SLOWDOWN_MAX, SLOWDOWN_FIRST * 2 ** min(excess, 8))
+
+
+def _wait(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _count_failure(digest: str) -> None:
+    # The limiter's own storage (reset with it), with each limit's window as expiry.
+    for item in _slowdown_items():
+        limiter.storage.incr(_slowdown_key(item, digest), item.get_expiry())
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"], deduct_when=_failed)
 @limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_USER"], key_func=_username_key, methods=["POST"]
+    lambda: current_app.config["LOGIN_LIMIT_USER"],
+    key_func=_user_and_address_key,
+    methods=["POST"],
+    deduct_when=_failed,
 )
 def login():
     """Show the login form; on POST check the password and start a fresh session."""
@@ -80,9 +146,18 @@ def login():
     # Form fields only: Flask-WTF would also read a JSON body, whose numbers, lists and
     # objects reach the checks below as non-strings (a 500, found by tests/test_hostile.py).
     form = LoginForm(formdata=request.form)
+    form.remember.label.text = ngettext(
+        "Keep me logged in for %(num)d day",
+        "Keep me logged in for %(num)d days",
+        current_app.config["REMEMBER_COOKIE_DURATION"].days,
+    )
     failed = False
     if form.validate_on_submit():
         username = (form.username.data or "").strip()
+        digest = name_digest(username)
+        delay = _slowdown(digest)
+        if delay:
+            _wait(delay)
         user = state().accounts.verify(username, form.password.data or "")
         if user is not None:
             target = safe_next(request.args.get("next"))
@@ -91,7 +166,14 @@ def login():
             log.info("login ok: %s from %s", user.username, request.remote_addr)
             return redirect(target or url_for("gallery.index"))
         failed = True
-        log.warning("login failed for %r from %s", username[:64], request.remote_addr)
+        _count_failure(digest)
+        known = state().accounts.find(username) if username else None
+        log.warning(
+            "login failed for %s from %s%s",
+            known.username if known is not None else f"an unknown name (sha256 {digest})",
+            request.remote_addr,
+            f" (waited {delay:.2f}s: this name is under attack)" if delay else "",
+        )
         flash(_("Wrong username or password."), "error")
     return render_template("login.html", form=form, failed=failed), 401 if failed else 200
 
@@ -102,8 +184,10 @@ def logout():
     """Log out everywhere: every session of this owner ends, on every device."""
     username = current_user.username
     state().accounts.end_sessions(current_user)
-    logout_user()
+    # Cleared before logout_user(), whose mark ("_remember": "clear") is what makes
+    # Flask-Login delete the remember cookie in the browser.
     session.clear()
+    logout_user()
     log.info("logout: %s", username)
     flash(_("You are logged out."), "info")
     response = redirect(url_for("public.home"))

@@ -6,13 +6,14 @@ about 4 ms, a tenth of what waitress can serve. This WSGI middleware answers onl
 happy case itself: a GET or HEAD with a valid signed session whose user still has that
 session version, for a photo (or an existing thumbnail) the store knows. Everything
 else (no or expired session, remember-me only, unknown names, missing thumbnails, other
-methods) falls through to Flask unchanged, so redirects, 404 pages, localisation and
-thumbnail creation stay in one place.
+methods, a database it cannot read) falls through to Flask unchanged, so redirects, 404
+pages, localisation and thumbnail creation stay in one place.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from email.utils import formatdate
@@ -138,6 +139,7 @@ class PhotoFastPath:
         self.cookie = app.config["SESSION_COOKIE_NAME"]
         self.serializer = app.session_interface.get_signing_serializer(app)
         self.max_age = int(app.permanent_session_lifetime.total_seconds())
+        self.token_age = app.config["REMEMBER_COOKIE_DURATION"].total_seconds()  # as auth.py
         self.headers = security_headers(app.config["HSTS"])
         self.files = FileCache()
 
@@ -156,7 +158,10 @@ class PhotoFastPath:
         except (BadSignature, ValueError):
             return None
         token = data.get("_user_id") if isinstance(data, dict) else None
-        user_id = current_user_id(token, self.versions)
+        try:
+            user_id = current_user_id(token, self.versions, self.token_age)
+        except sqlite3.Error:  # locked, missing, unreadable: Flask's path says why
+            return None
         if user_id is not None:
             self.sessions.put(value, user_id, generation)
         return user_id
@@ -169,7 +174,10 @@ class PhotoFastPath:
             return self.next(environ, start_response)
         started = time.perf_counter()
         user = self._user(environ)
-        path = self.store.locate(path_info[8:], thumb=thumb) if user is not None else None
+        name = path_info[8:]
+        path = self.store.locate(name, thumb=thumb) if user is not None else None
+        if thumb and path is not None and not os.path.exists(self.store.locate(name) or ""):
+            path = None  # a thumbnail lives and dies with its photo: Flask's 404
         found = self.files.get(path) if path is not None else None
         if found is None:  # not logged in, not a photo name, or no such file: Flask's case
             return self.next(environ, start_response)
@@ -181,7 +189,7 @@ class PhotoFastPath:
             ("Vary", "Cookie"),  # as Flask says of any response that read the session
             # As Flask's send_file: ranges are served (by Flask: see _FLASK_ONLY).
             ("Accept-Ranges", "bytes"),
-            ("Content-Disposition", f"inline; filename={path_info[8:]}"),
+            ("Content-Disposition", f"inline; filename={name}"),
             *self.headers,
         ]
         if not is_resource_modified(environ, etag, last_modified=modified):

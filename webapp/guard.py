@@ -1,28 +1,36 @@
-"""A waitress server that keeps a slot free for real visitors when slow clients pile up.
+"""A waitress server that makes room for a new client when every connection slot is held.
 
 This module subclasses waitress internals, which is why ``pyproject.toml`` pins
-``waitress<3.1`` until ``tests/test_load.py`` has shown a newer release still works.
-What it relies on, all of waitress 3.0:
+``waitress<3.1`` until ``tests/test_load.py`` and ``tests/test_slots.py`` have shown a
+newer release still works. What it relies on, all of waitress 3.0:
 
 - ``HTTPRequestParser.received()`` and its ``error`` attribute (``BadRequest``,
   ``ServerNotImplemented`` from ``waitress.utilities``);
-- ``HTTPChannel.__init__(server, sock, addr, adj, map)``, ``check_client_disconnected()``
-  (what waitress hands the app as ``environ["waitress.client_disconnected"]``), ``connected``;
-- ``HTTPChannel.parser_class``, ``received()``, and the attributes ``request`` (the
-  request being parsed), ``requests`` (parsed, waiting for or in a worker),
-  ``total_outbufs_len``, ``will_close`` (set, the select loop closes the channel in
-  the same pass) and ``last_activity`` (``time.time()`` of the last read or write);
-- ``TcpWSGIServer.channel_class``, ``readable()``, ``accepting``, ``active_channels``,
-  ``_map`` (the shared socket map, which also holds the listening socket and the
-  trigger pipe) and ``adj`` (the ``Adjustments``).
+- ``HTTPChannel.check_client_disconnected()`` (what waitress hands the app as
+  ``environ["waitress.client_disconnected"]``), ``connected`` and ``last_activity``
+  (``time.time()`` of the last read or write), for live streams (webapp/live.py);
+- ``HTTPChannel.__init__(server, sock, addr, adj, map)``, ``parser_class``,
+  ``received()``, ``_flush_some()`` (every byte sent to a client goes through it; it
+  returns whether it sent any), and the attributes ``addr``, ``request`` (the request
+  being parsed; ``None`` between requests, also after an empty one), ``requests``
+  (parsed, waiting for or in a worker), ``total_outbufs_len``, ``close_when_flushed``
+  and ``will_close`` (set, the select loop closes the channel in the same pass);
+- ``TcpWSGIServer.channel_class``, ``readable()`` (replaced here: its only other duty,
+  the idle timeout, is ``maintenance()`` every ``adj.cleanup_interval`` seconds, tracked
+  in ``next_channel_cleanup``), ``accepting``, ``socket`` (the listening socket),
+  ``active_channels``, ``_map`` (the shared socket map, which also holds the listening
+  socket and the trigger pipe, and lists the listening socket before any channel) and
+  ``adj`` (the ``Adjustments``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import time
+from collections import Counter
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -30,6 +38,11 @@ from waitress.server import TcpWSGIServer
 from waitress.utilities import BadRequest, ServerNotImplemented
 
 log = logging.getLogger(__name__)
+
+
+def _address(channel: HTTPChannel) -> str | None:
+    """The client's IP address (a Unix socket has none)."""
+    return channel.addr[0] if channel.addr else None
 
 
 class _RequestParser(HTTPRequestParser):
@@ -47,11 +60,17 @@ class _RequestParser(HTTPRequestParser):
 
 
 class _Channel(HTTPChannel):
-    """waitress's HTTP connection, knowing when the request it is receiving began, and
-    when a client has stopped reading what it is sent."""
+    """waitress's HTTP connection, knowing when it last got an answer.
+
+    Progress is an answer sent: bytes leave only in reply to a whole, non-empty request.
+    Anything else a client sends (a header line a second, a bare CRLF pair that waitress
+    parses as an empty request and drops) refreshes waitress's ``last_activity`` but
+    is no progress here. It also knows when a client has stopped reading what it is
+    sent (``check_client_disconnected``)."""
 
     parser_class = _RequestParser
-    began = 0.0
+    began = 0.0  # monotonic: first byte of the request being received, if begun since progress
+
     # A client that stops reading (a phone locked with live view open) keeps its TCP
     # connection: its answer only piles up, first in the kernel's send buffer, then in
     # waitress's. Capped at 128 KiB (the kernel doubles it), the kernel's part fills in
@@ -63,6 +82,7 @@ class _Channel(HTTPChannel):
     stall_timeout = 4.0
 
     def __init__(self, server, sock, addr, adj, map=None) -> None:
+        self.progress = time.monotonic()  # when connected, then when it last sent an answer
         super().__init__(server, sock, addr, adj, map)
         with contextlib.suppress(OSError):  # a Unix socket has no such limit to set
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
@@ -77,69 +97,119 @@ class _Channel(HTTPChannel):
         return waiting and time.time() - self.last_activity > self.stall_timeout
 
     def received(self, data: bytes) -> bool:
-        """waitress's, noting when a new request's first bytes arrive."""
-        if self.request is None and data:
+        """waitress's, noting when the first request since the last answer began."""
+        if self.request is None and data and self.began <= self.progress:
             self.began = time.monotonic()
         return super().received(data)
 
-    def stalled_for(self, now: float) -> float:
-        """Seconds this connection has held a slot without being served; 0 if it is.
+    def _flush_some(self, do_close: bool = True) -> bool:
+        """waitress's, counting every byte of an answer sent as progress."""
+        sent = super()._flush_some(do_close=do_close)
+        if sent:
+            self.progress = time.monotonic()
+        return sent
 
-        A request trickling in counts from its first byte (a slowloris refreshes its
-        last activity with every byte, so that would not do); a silent one, from the
-        last thing it sent or was sent."""
-        if self.requests or self.total_outbufs_len or self.will_close:
-            return 0.0  # being answered, or closing anyway
-        if self.request is not None:
+    def idle_for(self, now: float) -> float | None:
+        """Seconds this connection has held a slot without progress; None while answered.
+
+        A request trickling in since the last answer counts from its first byte, so a
+        keep-alive connection idle for a while and then sending a slow upload is judged
+        by the upload; everything else from the last answer (or the connection)."""
+        if self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed:
+            return None  # being answered, or closing anyway
+        if self.request is not None and self.began > self.progress:
             return now - self.began
-        return time.time() - self.last_activity
+        return now - self.progress
 
 
 class GuardedServer(TcpWSGIServer):
-    """waitress's TCP server, preferring a new client to a connection that has stalled.
+    """waitress's TCP server, making room for a waiting client when every slot is held.
 
-    waitress buffers whole requests before a thread sees them, so a slowloris connection
-    (headers sent a byte at a time) costs no worker thread; but it holds one of the
-    ``web.connection_limit`` slots, and once every slot is held waitress stops accepting,
-    so a hundred such connections would lock every owner out. One slot short of the
-    limit this server closes every connection stalled for more than ``patience`` seconds
-    (a request begun that long ago and still incomplete, or silence that long), and the
-    waiting clients are accepted at once. A connection being answered is never closed;
-    an idle keep-alive one may be, and its browser reconnects. Below that point it
-    behaves exactly like waitress.
+    waitress buffers whole requests before a thread sees them, so a slow client costs no
+    worker thread; but it holds one of the ``web.connection_limit`` slots, and once every
+    slot is held waitress stops accepting, so a hundred slow or idle connections would
+    lock every owner out. Here, when every slot is held and a client is waiting to be
+    accepted, connections are closed to let it in, never one being answered:
+
+    - every connection without progress (an answer sent) for ``patience`` seconds: slow
+      requests, and connections that send nothing, or only empty requests;
+    - an address holding more than a quarter of the slots loses its connections beyond
+      that share, longest without progress first;
+    - if neither closed anything, the one connection longest without progress (a client
+      sending a real request every few seconds still makes room for a newcomer).
+
+    The last two spare a connection that made progress (or connected, or began its
+    request) within ``grace`` seconds: one in use, or a newcomer just let in. The waiting
+    clients are then accepted at once. Below the limit it behaves like waitress. An idle
+    keep-alive connection may be closed; its browser reconnects.
     """
 
     channel_class = _Channel
     patience = 3.0
+    grace = 0.5
     _evicted = 0
-    _reported = _scanned = 0.0
+    _reported = -60.0
+
+    @property
+    def slots(self) -> int:
+        """Client connections allowed: waitress's limit less its own sockets."""
+        return self.adj.connection_limit - 2 * len(self.adj.listen)
 
     def readable(self) -> bool:
-        # One slot short of the limit: a slot is freed before waitress stops accepting
-        # (and logs that it did, which under attack would be twice per eviction).
-        if self.accepting and len(self._map) >= self.adj.connection_limit - 1:
-            self._evict_stalled()
-        return super().readable()
+        # waitress's readable(), less its log lines on every entry to and exit from
+        # overflow (under attack, two per eviction), plus making room at the limit.
+        now = time.time()
+        if now >= self.next_channel_cleanup:
+            self.next_channel_cleanup = now + self.adj.cleanup_interval
+            self.maintenance(now)
+        if not self.accepting:
+            return False
+        if len(self._map) < self.adj.connection_limit:
+            return True
+        if self._someone_waiting():
+            # Marked now, closed in this very pass (the listening socket comes first in the
+            # map, so every channel's writable() is asked after this), accepted in the next.
+            self._make_room()
+        return False
 
-    def _evict_stalled(self) -> None:
+    def _someone_waiting(self) -> bool:
+        """A connection is in the listening socket's accept queue."""
+        try:
+            return bool(select.select([self.socket], [], [], 0)[0])
+        except (OSError, ValueError):  # closed under us at shutdown
+            return False
+
+    def _make_room(self) -> None:
         now = time.monotonic()
-        if now - self._scanned < 0.25:  # called on every loop pass: scan a few times a second
-            return
-        self._scanned = now
-        stalled = [c for c in self.active_channels.values() if c.stalled_for(now) > self.patience]
-        for channel in stalled:
-            # Not closed here: the select loop has already listed its socket. will_close
-            # makes it writable, and waitress closes it in this very pass (as its own
-            # idle timeout does).
+        idle = {c: c.idle_for(now) for c in list(self.active_channels.values())}
+        idle = {c: s for c, s in idle.items() if s is not None}
+        victims = {c for c, s in idle.items() if s > self.patience}
+        held = Counter(_address(c) for c in self.active_channels.values() if c not in victims)
+        share = max(1, self.slots // 4)
+        settled = [c for c, s in idle.items() if c not in victims and s >= self.grace]
+        settled.sort(key=idle.get, reverse=True)
+        for channel in settled:
+            if held[_address(channel)] > share:
+                victims.add(channel)
+                held[_address(channel)] -= 1
+        if not victims and settled:
+            victims = {settled[0]}
+        if not victims:
+            return  # only newcomers and connections being answered: wait for one
+        for channel in victims:
             channel.will_close = True
-        self._evicted += len(stalled)
-        if stalled and now - self._reported > 60:  # under attack: once a minute
+        self._report(now, len(victims), next(iter(victims)))
+
+    def _report(self, now: float, closed: int, one: _Channel) -> None:
+        self._evicted += closed
+        if now - self._reported >= 60:  # under attack: once a minute
             self._reported = now
             log.warning(
-                "near the connection limit (%d): closed %d stalled connection(s) in the "
-                "last minute to let new clients in (one from %s)",
-                self.adj.connection_limit - 2 * len(self.adj.listen),
+                "every connection slot (%d) held and clients waiting: closed %d idle, "
+                "stalled or surplus connection(s) in the last minute to let them in "
+                "(one from %s)",
+                self.slots,
                 self._evicted,
-                stalled[0].addr[0] if stalled[0].addr else "?",
+                _address(one) or "?",
             )
             self._evicted = 0

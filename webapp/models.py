@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Integer, LargeBinary, String
+from sqlalchemy import Index, Integer, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -13,10 +13,13 @@ from webapp.extensions import db
 
 class User(UserMixin, db.Model):
     """An owner. ``session_version`` goes up at logout and password change, which ends
-    every session and remember-me cookie issued before (they carry the old version)."""
+    every session and remember-me cookie issued before (they carry the old version).
+
+    Usernames are unique whatever their case: ``alice`` and ``Alice`` are one name
+    (the index on ``lower(username)``), shown as it was created."""
 
     __tablename__ = "user"
-    # Never reuse a removed owner's id: its old cookies ("id:version") must stay dead.
+    # Never reuse a removed owner's id: its old cookies ("id:version:...") must stay dead.
     __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -26,7 +29,12 @@ class User(UserMixin, db.Model):
     session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
-    def get_id(self) -> str:
+    def session_token(self) -> str:
+        """A new token for a login now (Flask-Login's ``id_attribute``: see auth.py)."""
         from webapp.sessions import make_token
 
         return make_token(self.id, self.session_version)
+
+
+# Made with a new database; in one made before, the check in ``Accounts.add`` keeps it so.
+Index("ix_user_username_lower", func.lower(User.username), unique=True)

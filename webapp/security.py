@@ -61,11 +61,17 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def cookie_secure(app: Flask) -> bool:
+    """The one rule for the session and remember cookies: Secure when the site is
+    configured for HTTPS or this request came over it."""
+    return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Marks the session cookie Secure whenever the request came over HTTPS."""
+    """Marks the session cookie Secure by :func:`cookie_secure`."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+        return cookie_secure(app)
 
 
 def security_headers(hsts: bool) -> list[tuple[str, str]]:
