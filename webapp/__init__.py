@@ -166,6 +166,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
             config.database_path,
             config.live.max_viewers,
             config.live.max_minutes,
+            token_age=app.config["REMEMBER_COOKIE_DURATION"].total_seconds(),
         )
     app.extensions["puccicam"] = state_
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from flask import (
     jsonify,
     render_template,
     request,
+    session,
 )
 from flask_login import current_user, login_required
 
@@ -78,9 +80,17 @@ def _part(jpeg: bytes, taken: float | None = None) -> bytes:
 class LiveHub:
     """The web process's side: viewer slots, the grabber's socket, what the page shows."""
 
-    def __init__(self, socket_path: Path, database: Path, max_viewers: int, max_minutes: float):
+    def __init__(
+        self,
+        socket_path: Path,
+        database: Path,
+        max_viewers: int,
+        max_minutes: float,
+        token_age: float,
+    ):
         self.socket_path = socket_path
         self.versions = VersionReader(database)
+        self.token_age = token_age  # a session older than this has ended (webapp/sessions.py)
         self.max_viewers = max_viewers
         self.max_seconds = max_minutes * 60
         self.offline = offline_jpeg()
@@ -172,7 +182,11 @@ class _Viewer:
             return "time limit"
         if now - self.checked >= SESSION_CHECK_SECONDS:
             self.checked = now
-            if current_user_id(self.token, self.hub.versions) is None:
+            try:
+                current = current_user_id(self.token, self.hub.versions, self.hub.token_age)
+            except sqlite3.Error as exc:  # cannot tell: end it rather than stream unchecked
+                return f"session not checked ({exc})"
+            if current is None:
                 return "session ended"
         return None
 
@@ -259,7 +273,8 @@ def stream():
         abort(503)
     log.info("live stream started for user %s from %s", current_user.id, request.remote_addr)
     disconnected = request.environ.get("waitress.client_disconnected", lambda: False)
-    body = current.frames(current_user.get_id(), disconnected, time.monotonic())
+    # The session's own token (webapp/sessions.py), checked again every second.
+    body = current.frames(session.get("_user_id"), disconnected, time.monotonic())
     response = Response(body, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
     response.headers["Cache-Control"] = "no-store"
     return response
