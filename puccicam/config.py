@@ -78,7 +78,11 @@ class PetConfig:
     name: str = _key("Pucci", "the pet's name")
     bio: str = _key("", "a short paragraph about the pet (plain text)")
     birth_year: int = _key(0, "year of birth, for the age shown (0 hides it)", min=0, max=2100)
-    photo: str = _key("", "a public portrait (JPEG file); empty: the bundled one")
+    photo: str = _key(
+        "",
+        "a public portrait (JPEG file; a relative path starts at the config file's directory); "
+        "empty: the bundled one",
+    )
     contact_email: str = _key("", "e-mail address shown on the home page")
     contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
 
