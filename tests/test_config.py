@@ -228,13 +228,15 @@ def test_a_missing_pet_photo_is_refused_at_load(tmp_path):
         load_config(toml, env={})
 
 
-def test_a_relative_pet_photo_is_served_not_a_500(tmp_path, good_frame, monkeypatch):
+def test_a_relative_pet_photo_is_served_not_a_500(tmp_path, monkeypatch):
+    from tests.helpers.frames import frame_bytes
     from webapp import create_app
 
+    portrait = frame_bytes("good-coffee-422.jpg")  # not the bundled portrait's bytes
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "pucci.jpg").write_bytes(good_frame)
+    (tmp_path / "etc" / "pucci.jpg").write_bytes(portrait)
     toml = tmp_path / "etc" / "p.toml"
     toml.write_text(f"data_dir = '{tmp_path / 'data'}'\n[pet]\nphoto = 'pucci.jpg'\n")
     monkeypatch.chdir(tmp_path)  # not the config file's directory
     response = create_app(load_config(toml, env={})).test_client().get("/pet.jpg")
-    assert response.status_code == 200 and response.data == good_frame
+    assert response.status_code == 200 and response.data == portrait
