@@ -190,14 +190,16 @@ class Grabber:
         previous, self.status.camera = self.status.camera, state
         if state == previous:
             return
+        found = self.status.camera_found
         if state == "ok":
-            log.info(
-                "camera %s ready%s", self.source.name, " again" if previous == "missing" else ""
-            )
+            self.status.camera_found = True
+            log.info("camera %s ready%s", self.source.name, " again" if found else "")
         else:
+            # One never opened since start is "not found" (a wrong source, say), not "lost".
             log.warning(
-                "camera %s lost: %s; retrying with backoff up to %g s",
+                "camera %s %s: %s; retrying with backoff up to %g s",
                 self.source.name,
+                "lost" if found else "not found",
                 error,
                 self.camera.backoff_max,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class Status:
     interval: float = 0.0
     source: str = ""
     camera: str = "unknown"  # "ok", "missing" or "unknown"
+    camera_found: bool = False  # opened at least once: a missing camera is lost, not unfound
     last_attempt: float | None = None
     last_success: float | None = None
     last_photo: str | None = None
@@ -32,6 +34,21 @@ class Status:
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+def grabber_running(pid: int) -> bool | None:
+    """Whether ``pid`` is a live puccicam process (not a pid reused by another program);
+    None if this user cannot see it (another user's process under ``hidepid``)."""
+    if pid <= 0:
+        return False
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return None
+    # ``python -m puccicam grab`` or ``.../venv/bin/puccicam grab``; a zombie has no args.
+    return any(os.path.basename(arg) == b"puccicam" for arg in args)
 
 
 def write_status(path: Path, status: Status) -> None:

@@ -10,6 +10,7 @@ options are applied last. A bad value stops start-up with a message naming the k
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PUCCICAM_"
 CONFIG_ENV = "PUCCICAM_CONFIG"
+# The type names in "expected ..." messages: an operator reads "a number", not "a float".
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
+# Unknown PUCCICAM_* variables already warned about: once per process, not per load.
+_warned: set[str] = set()
 
 
 class ConfigError(Exception):
@@ -85,7 +90,11 @@ class PetConfig:
     name: str = _key("Pucci", "the pet's name")
     bio: str = _key("", "a short paragraph about the pet (plain text)")
     birth_year: int = _key(0, "year of birth, for the age shown (0 hides it)", min=0, max=2100)
-    photo: str = _key("", "a public portrait (JPEG file); empty: the bundled one")
+    photo: str = _key(
+        "",
+        "a public portrait (JPEG file; a relative path starts at the config file's directory); "
+        "empty: the bundled one",
+    )
     contact_email: str = _key("", "e-mail address shown on the home page")
     contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
 
@@ -131,6 +140,7 @@ SECTIONS: dict[str, type] = {
     "pet": PetConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
+RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user")
 
 
 def all_keys() -> list[tuple[str, Any, str]]:
@@ -202,7 +212,7 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+            raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}") from None
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -214,8 +224,12 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
             raise ConfigError(f"{where}: must not be empty")
         return Path(value).expanduser()
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}")
     return value
+
+
+def _kind_name(kind: type) -> str:
+    return _KIND_NAMES.get(kind, f"a {kind.__name__}")
 
 
 def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) -> None:
@@ -237,7 +251,24 @@ def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) ->
         raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
 
 
-def _lookup(key: str) -> tuple[type, str, Mapping[str, Any]]:
+def _suggestion(key: str) -> str:
+    """ "; did you mean ..." for a mistyped or misplaced dotted key, or ""."""
+    known = [k for k, _, _ in all_keys()]
+    name = key.rpartition(".")[2]
+    # The right name in the wrong place (``interval`` at the top, not under [capture]).
+    placed = [k for k in known if k.rpartition(".")[2] == name and k != key]
+    close = placed or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:  # a typo in the name and the section: compare the names alone
+        names = {k.rpartition(".")[2]: k for k in known}
+        close = [names[n] for n in difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)]
+    if not close:
+        return "; see 'puccicam config --example' for every key"
+    section, _, short = close[0].rpartition(".")
+    where = f" under [{section}]" if section else " at the top of the file, before any section"
+    return f"; did you mean {short!r}{where} ({close[0]})?"
+
+
+def _lookup(key: str, origin: str = "command line") -> tuple[type, str, Mapping[str, Any]]:
     """(dataclass, field name, metadata) for a dotted key, or ConfigError."""
     section, _, name = key.rpartition(".")
     cls = SECTIONS.get(section) if section else Config
@@ -246,10 +277,58 @@ def _lookup(key: str) -> tuple[type, str, Mapping[str, Any]]:
         or name not in {f.name for f in fields(cls)}
         or (not section and name not in TOP_LEVEL)
     ):
-        known = ", ".join(k for k, _, _ in all_keys())
-        raise ConfigError(f"unknown configuration key {key!r}; known keys: {known}")
+        where = f"[{section}]" if section else "the top level"
+        raise ConfigError(
+            f"unknown configuration key {name!r} in {where} of {origin}{_suggestion(key)}"
+        )
     meta = next(f.metadata for f in fields(cls) if f.name == name)
     return cls, name, meta
+
+
+def _warn_unknown_variable(var: str, env_keys: Mapping[str, str]) -> None:
+    """Log an unknown ``PUCCICAM_*`` variable once; it is ignored, not fatal, since a
+    typo in a drop-in must not stop a pet camera (and other tools share the prefix)."""
+    if var in _warned:
+        return
+    _warned.add(var)
+    close = difflib.get_close_matches(var, list(env_keys), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]} ({env_keys[close[0]]})?" if close else ""
+    log.warning("ignoring unknown environment variable %s%s", var, hint)
+
+
+def _check_rate_limits(values: Mapping[str, tuple[Any, str]]) -> None:
+    """Login limits must parse as Flask-Limiter reads them: a typo would disable them."""
+    for key in RATE_LIMIT_KEYS:
+        if key not in values:
+            continue
+        from limits import parse_many  # only when set: ``grab`` need not import it
+
+        value, origin = values[key]
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(
+                f"{key} (from {origin}): {value!r} is not a rate limit; write e.g. "
+                "'10 per minute;50 per hour' (a count, 'per', a unit: second, minute, "
+                "hour, day; several separated by ';')"
+            ) from None
+
+
+def _resolve_pet_photo(values: dict[str, tuple[Any, str]], config_file: Path | None) -> None:
+    """An absolute ``pet.photo`` path that exists: a relative one is taken from the config
+    file's directory (from the environment or command line, the current one)."""
+    if not values.get("pet.photo", ("", ""))[0]:
+        return
+    value, origin = values["pet.photo"]
+    base = config_file.parent if config_file is not None and origin == str(config_file) else None
+    path = Path(value).expanduser()
+    path = ((base or Path.cwd()) / path).resolve()
+    if not path.is_file():
+        raise ConfigError(
+            f"pet.photo (from {origin}): no file at {path}; give a JPEG file's path "
+            "(relative paths start at the config file's directory) or leave it empty"
+        )
+    values["pet.photo"] = (str(path), origin)
 
 
 def _flatten_toml(doc: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -257,9 +336,9 @@ def _flatten_toml(doc: Mapping[str, Any], path: Path) -> dict[str, Any]:
     for name, value in doc.items():
         if isinstance(value, dict):
             if name not in SECTIONS:
-                raise ConfigError(
-                    f"unknown section [{name}] in {path}; known: {', '.join(SECTIONS)}"
-                )
+                close = difflib.get_close_matches(name, list(SECTIONS), n=1, cutoff=0.5)
+                hint = f"did you mean [{close[0]}]?" if close else f"known: {', '.join(SECTIONS)}"
+                raise ConfigError(f"unknown section [{name}] in {path}; {hint}")
             flat.update({f"{name}.{k}": v for k, v in value.items()})
         else:
             flat[name] = value
@@ -303,7 +382,8 @@ def load_config(
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
             continue
         if var not in env_keys:
-            raise ConfigError(f"unknown environment variable {var}; see README for the keys")
+            _warn_unknown_variable(var, env_keys)
+            continue
         from_env[env_keys[var]] = value
     layers.append(("environment", from_env))
     layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
@@ -311,11 +391,15 @@ def load_config(
     values: dict[str, tuple[Any, str]] = {}
     for origin, layer in layers:
         for key, raw in layer.items():
-            cls, name, meta = _lookup(key)
             origin_name = env_name(key) if origin == "environment" else origin
+            cls, name, meta = _lookup(key, origin_name)
             value = _coerce(key, _field_type(cls, name), raw, origin_name)
+            if "choices" in meta and isinstance(value, str):  # ``debug`` as --log-level takes it
+                value = next((c for c in meta["choices"] if c.lower() == value.lower()), value)
             _check_limits(key, meta, value, origin_name)
             values[key] = (value, origin_name)
+    _check_rate_limits(values)
+    _resolve_pet_photo(values, path)
 
     top = {k: v for k, (v, _) in values.items() if "." not in k}
     top.setdefault("data_dir", _default_data_dir())

@@ -117,6 +117,20 @@ def test_short_interval_keeps_the_device_open_and_drains_stale_frames(make_confi
     assert camera.reads == 2 + saved + 2 * (saved - 1)  # warm-up once, then drain 2 per shot
 
 
+def test_camera_unplugged_after_working_is_lost_then_ready_again(
+    make_config, clock, camera, caplog
+):
+    clock.at(EPOCH + 100, camera.unplug)
+    clock.at(EPOCH + 700, camera.plug_in)
+    clock.stop_at = EPOCH + 1000
+    grabber = grabber_for(make_config(capture__interval=300, camera__backoff_max=60), camera, clock)
+    with caplog.at_level(logging.INFO):
+        grabber.run()
+    assert caplog.text.count("lost:") == 1 and "not found" not in caplog.text
+    assert caplog.text.count("ready again") == 1
+    assert grabber.status.camera_found
+
+
 def test_unplugged_camera_backs_off_logs_once_and_resumes(make_config, clock, camera, caplog):
     camera.unplug()
     clock.at(EPOCH + 200, camera.plug_in)
@@ -126,8 +140,9 @@ def test_unplugged_camera_backs_off_logs_once_and_resumes(make_config, clock, ca
         grabber.run()
     backoffs = [s for s in clock.sleeps if s in (1, 2, 4, 8, 16, 32, 60)]
     assert backoffs[:7] == [1, 2, 4, 8, 16, 32, 60]  # capped exponential backoff
-    assert caplog.text.count("lost:") == 1  # logged once per state change
-    assert caplog.text.count("ready again") == 1
+    # Never opened since start: "not found", logged once; then "ready", not "again".
+    assert caplog.text.count("not found:") == 1 and "lost" not in caplog.text
+    assert caplog.text.count("camera fake ready") == 1 and "ready again" not in caplog.text
     assert grabber.status.saved >= 1
     first = next(grabber.store.photos())
     assert EPOCH + 200 <= first.taken_at <= EPOCH + 200 + 60  # within the backoff cap

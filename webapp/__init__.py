@@ -20,6 +20,7 @@ from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
@@ -165,7 +166,12 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
     with app.app_context():
-        db.create_all()
+        try:
+            db.create_all()
+        except DBAPIError as exc:  # not an SQLite file, read-only, locked
+            raise DataDirError(
+                f"database {config.database_path} is not usable: {exc.orig}"
+            ) from exc
 
     from webapp import auth, errors, gallery, public
 
