@@ -51,14 +51,21 @@ class WebConfig:
         100, "most simultaneous client connections; near it, stalled ones are closed first", min=1
     )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
-    max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
+    max_body_kb: int = _key(
+        16, "largest request body accepted, in KiB (larger: 413)", min=1, max=1024
+    )
     trusted_proxy: str = _key(
         "", "address of a reverse proxy whose X-Forwarded-* headers are believed"
     )
     trusted_proxy_count: int = _key(1, "how many proxies in front append to X-Forwarded-For", min=1)
     https: bool = _key(False, "served over HTTPS: Secure cookies and HSTS")
-    secret_key: str = _key("", "session signing key; empty: generated into data_dir/secret_key")
-    remember_days: int = _key(30, "how long 'remember me' keeps an owner logged in", min=1, max=30)
+    secret_key: str = _key(
+        "",
+        "session signing key; empty: generated into `data_dir/secret_key` (mode 0600) on first run",
+    )
+    remember_days: int = _key(
+        30, "how long 'remember me' keeps an owner logged in (at most 30)", min=1, max=30
+    )
     bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
     login_limit_ip: str = _key("10 per minute;50 per hour", "login attempts allowed per client IP")
     login_limit_user: str = _key("20 per hour", "login attempts allowed per username")
@@ -73,7 +80,9 @@ class PetConfig:
     name: str = _key("Pucci", "the pet's name")
     bio: str = _key("", "a short paragraph about the pet (plain text)")
     birth_year: int = _key(0, "year of birth, for the age shown (0 hides it)", min=0, max=2100)
-    photo: str = _key("", "a public portrait (JPEG file); empty: the bundled one")
+    photo: str = _key(
+        "", "a public portrait (JPEG file); empty: the bundled one. Never a camera photo"
+    )
     contact_email: str = _key("", "e-mail address shown on the home page")
     contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
 
@@ -161,6 +170,26 @@ def example_toml() -> str:
             shown = "/var/lib/puccicam"
         lines.append(f"# {name} = {literal(shown)}")
     return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The key table of README.md and the operator guide, generated so it cannot drift
+    (``puccicam config --markdown``; ``scripts/docs`` puts it into both files)."""
+
+    def shown(value: Any) -> str:
+        if value == "":
+            return "(empty)"
+        if isinstance(value, bool):
+            return "`true`" if value else "`false`"
+        if isinstance(value, float):
+            return f"`{value:g}`"
+        return f"`{value}`"
+
+    rows = ["| key | environment variable | default | meaning |", "|---|---|---|---|"]
+    for key, default, help_text in all_keys():
+        meaning = help_text.replace("|", "\\|")
+        rows.append(f"| `{key}` | `{env_name(key)}` | {shown(default)} | {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def env_name(key: str) -> str:
