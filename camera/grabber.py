@@ -84,6 +84,10 @@ class Grabber:
         )
         self._is_open = False
         self._failures = 0
+        # How long the last photo took from the start of its capture to its kept frame
+        # (opening, warm-up delay, warm-up frames, rejected frames): the schedule starts
+        # that much before the boundary so the photo lands on it.
+        self.lead = 0.0 if self.keep_open else camera.warmup_delay
 
     @property
     def keep_open(self) -> bool:
@@ -145,11 +149,12 @@ class Grabber:
         :raises StorageError: the photo could not be written (StorageFull for a full disk).
         """
         cap = self.capture_settings
-        self.status.last_attempt = self.clock.now()
+        started = self.status.last_attempt = self.clock.now()
         try:
             skipped = self._ensure_open()
             good, rejected = self._first_good_frame()
             taken_at = self.clock.now()
+            self.lead = max(0.0, taken_at - started)
             jpeg = make_photo(
                 good.image,
                 taken_at,
@@ -263,7 +268,6 @@ class Grabber:
     def run(self) -> None:
         """Capture on schedule until ``stop`` is set (SIGTERM/SIGINT in the CLI)."""
         interval = self.capture_settings.interval
-        lead = 0.0 if self.keep_open else self.camera.warmup_delay
         self._prepare()
         self.retention.prune(self.clock.now())
         log.info(
@@ -277,7 +281,9 @@ class Grabber:
         try:
             while not self.stop.is_set():
                 if self.cycle():
-                    # Start early by the warm-up delay so the photo lands on the boundary.
+                    # Start early by what the last capture took, so the photo lands on the
+                    # boundary rather than that long after it.
+                    lead = min(self.lead, interval)
                     wake = next_tick(self.clock.now() + lead, interval) - lead
                     self.status.next_capture = wake + lead
                 else:

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -53,7 +54,27 @@ def _domain_message(exc: Exception) -> str | None:
 
 
 class Group(click.Group):
-    """A click group that turns domain errors into ``click.ClickException``."""
+    """A click group that turns domain errors into ``click.ClickException``, and under
+    systemd reports the error that stops the process through logging."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """As click's, except under systemd (``JOURNAL_STREAM`` set): there the line that
+        says why the process stopped goes through logging at ERROR, so it carries the
+        ``<3>`` priority and ``journalctl -p warning`` shows it; exit codes are click's."""
+        if not os.environ.get("JOURNAL_STREAM") or kwargs.get("standalone_mode") is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as exc:
+            message = exc.format_message()
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                message = f"{message} (see '{exc.ctx.command_path} --help')"
+            _fatal(message, exc.exit_code)
+        except click.Abort:
+            _fatal("aborted", 1)
+        except Exception as exc:
+            _fatal(f"stopped by an unexpected error: {exc!r}", 1, exc_info=True)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,6 +84,14 @@ class Group(click.Group):
             if message is None:
                 raise
             raise click.ClickException(message) from None
+
+
+def _fatal(message: str, code: int, *, exc_info: bool = False) -> None:
+    """Log the reason the process stops, once, at ERROR, and exit with ``code``."""
+    if not logging.getLogger().handlers:  # the failure came before the config was read
+        setup_logging("INFO")
+    log.error("%s", message, exc_info=exc_info)
+    sys.exit(code)
 
 
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -161,15 +190,28 @@ def main(config_path: Path | None, data_dir: Path | None, log_level: str | None)
 @click.option("--interval", type=float, help="Seconds between photos (at least 0.2).")
 @click.option("--once", is_flag=True, help="Take one photo and exit (non-zero on failure).")
 @click.option("--overlay/--no-overlay", default=None, help="Draw the timestamp banner or not.")
-def grab(config: Config, once: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="With --once: even while a grabber runs with this data dir."
+)
+def grab(config: Config, once: bool, force: bool) -> None:
     """Take a photo every interval (or --once) and keep the last 24 hours."""
+    from camera.source import redact
+    from camera.status import live_grabber, read_status
     from puccicam.wiring import make_grabber
+
+    running = live_grabber(read_status(config.status_path)) if once and not force else None
+    if running is not None:
+        raise click.ClickException(
+            f"a grabber (pid {running}) is running with data dir {config.data_dir}: it holds "
+            "the camera and writes the status file. Stop it first (sudo systemctl stop "
+            "puccicam-grabber), or pass --force"
+        )
 
     cam, cap = config.camera, config.capture
     log.info(
         "puccicam %s: source %s, %dx%d q%d every %g s, keep %g h, data dir %s",
         __version__,
-        cam.source,
+        redact(cam.source),
         cap.width,
         cap.height,
         cap.jpeg_quality,
@@ -196,12 +238,16 @@ def grab(config: Config, once: bool) -> None:
 @main.command("config")
 @with_config(writes_state=False)
 @click.option("--example", is_flag=True, help="Print every key, commented, at its default.")
-def show_config(config: Config, example: bool) -> None:
+@click.option("--markdown", is_flag=True, help="Print the key table of the README and guide.")
+def show_config(config: Config, example: bool, markdown: bool) -> None:
     """Check the configuration (exit 1 naming a bad key), or print an example file."""
-    from puccicam.config import example_toml
+    from puccicam.config import example_toml, markdown_table
 
     if example:
         click.echo(example_toml(), nl=False)
+        return
+    if markdown:
+        click.echo(markdown_table(), nl=False)
         return
     click.echo(f"configuration ok; data dir {config.data_dir}")
 

@@ -56,20 +56,26 @@ class WebConfig:
         100, "most simultaneous client connections; at it, idle ones make room for newcomers", min=1
     )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
-    max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
+    max_body_kb: int = _key(
+        16, "largest request body accepted, in KiB (larger: 413)", min=1, max=1024
+    )
     trusted_proxy: str = _key(
         "", "address of a reverse proxy whose X-Forwarded-* headers are believed"
     )
     trusted_proxy_count: int = _key(1, "how many proxies in front append to X-Forwarded-For", min=1)
     https: bool = _key(False, "served over HTTPS: Secure cookies and HSTS")
     secret_key: str = _key(
-        "", "session signing key, at least 32 bytes; empty: generated into data_dir/secret_key",
+        "",
+        "session signing key, at least 32 bytes; empty: generated into `data_dir/secret_key` "
+        "(mode 0600) on first run",
         min_bytes=32,
-    )  # fmt: skip
+    )
     remember_days: int = _key(
-        30, "days a login lasts at most: 'remember me' cookies and sessions expire then",
-        min=1, max=30,
-    )  # fmt: skip
+        30,
+        "days a login lasts at most (at most 30): 'remember me' cookies and sessions expire then",
+        min=1,
+        max=30,
+    )
     bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
     login_limit_ip: str = _key(
         "10 per minute;50 per hour", "failed logins allowed per client address, then 429"
@@ -93,7 +99,7 @@ class PetConfig:
     photo: str = _key(
         "",
         "a public portrait (JPEG file; a relative path starts at the config file's directory); "
-        "empty: the bundled one",
+        "empty: the bundled one. Never a camera photo",
     )
     contact_email: str = _key("", "e-mail address shown on the home page")
     contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
@@ -183,6 +189,26 @@ def example_toml() -> str:
             shown = "/var/lib/puccicam"
         lines.append(f"# {name} = {literal(shown)}")
     return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The key table of README.md and the operator guide, generated so it cannot drift
+    (``puccicam config --markdown``; ``scripts/docs`` puts it into both files)."""
+
+    def shown(value: Any) -> str:
+        if value == "":
+            return "(empty)"
+        if isinstance(value, bool):
+            return "`true`" if value else "`false`"
+        if isinstance(value, float):
+            return f"`{value:g}`"
+        return f"`{value}`"
+
+    rows = ["| key | environment variable | default | meaning |", "|---|---|---|---|"]
+    for key, default, help_text in all_keys():
+        meaning = help_text.replace("|", "\\|")
+        rows.append(f"| `{key}` | `{env_name(key)}` | {shown(default)} | {meaning} |")
+    return "\n".join(rows) + "\n"
 
 
 def env_name(key: str) -> str:

@@ -415,3 +415,43 @@ def test_readme_documents_every_reason_check_can_print():
         m for row in re.findall(r"^\| (.*?) \|", table, re.M) for m in re.findall(r"`(\w+)`", row)
     }
     assert reasons <= rows, f"README's check table lacks {reasons - rows}"
+
+
+def test_grab_once_refuses_while_a_grabber_runs_with_the_same_data_dir(runner, tmp_path):
+    data = tmp_path / "data"
+    proc = _start_grabber(data, "--interval", "300", env={"PUCCICAM_LOG_LEVEL": "WARNING"})
+    once = ["grab", "--once", "--data-dir", str(data), "--source", f"replay:{FRAMES_DIR}"]
+    env = {"PUCCICAM_CAMERA_WARMUP_DELAY": "0"}
+    try:
+        deadline = time.monotonic() + 20
+        while not (data / "status.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status_before = (data / "status.json").read_bytes()
+        result = runner.invoke(main, once, env=env)
+        assert result.exit_code == 1
+        assert f"a grabber (pid {proc.pid}) is running with data dir {data}" in result.output
+        assert "systemctl stop puccicam-grabber" in result.output and "--force" in result.output
+        assert (data / "status.json").read_bytes() == status_before  # untouched
+        forced = runner.invoke(main, [*once, "--force"], env=env)
+        assert forced.exit_code == 0, forced.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # Stopped cleanly, or killed leaving its pid behind: either way --once works again.
+    assert runner.invoke(main, once, env=env).exit_code == 0
+
+
+def test_grab_once_is_not_refused_for_a_grabber_that_is_gone(tmp_path):
+    from camera.status import Status, live_grabber
+
+    sleeper = subprocess.Popen(["sleep", "30"])  # a pid reused by another program
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        running = Status(pid=sleeper.pid, next_capture=time.time() + 60)
+        assert live_grabber(running) is None
+        assert live_grabber(Status(pid=dead.pid, next_capture=time.time() + 60)) is None
+        assert live_grabber(Status(pid=sleeper.pid, next_capture=None)) is None  # stopped
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -39,6 +39,7 @@ from webapp.security import (
     add_security_headers,
     here,
     load_secret_key,
+    refuse_leading_doubled_slash,
     refuse_nameless_fields,
     refuse_undecodable_query,
 )
@@ -162,6 +163,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     # Before CSRFProtect's check, which fails on what they refuse.
     app.before_request(refuse_nameless_fields)
     app.before_request(refuse_undecodable_query)
+    app.before_request(refuse_leading_doubled_slash)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
