@@ -89,6 +89,10 @@ class Grabber:
         self.live_fps = live_fps
         self._is_open = False
         self._failures = 0
+        # How long the last photo took from the start of its capture to its kept frame
+        # (opening, warm-up delay, warm-up frames, rejected frames): the schedule starts
+        # that much before the boundary so the photo lands on it.
+        self.lead = 0.0 if self.keep_open else camera.warmup_delay
 
     def request_stop(self) -> None:
         """Ask the loop to end (from a signal handler's thread): wakes any sleep."""
@@ -156,11 +160,12 @@ class Grabber:
         :raises StorageError: the photo could not be written (StorageFull for a full disk).
         """
         cap = self.capture_settings
-        self.status.last_attempt = self.clock.now()
+        started = self.status.last_attempt = self.clock.now()
         try:
             skipped = self._ensure_open()
             good, rejected = self._first_good_frame()
             taken_at = self.clock.now()
+            self.lead = max(0.0, taken_at - started)
             jpeg = make_photo(
                 good.image,
                 taken_at,
@@ -201,14 +206,16 @@ class Grabber:
         previous, self.status.camera = self.status.camera, state
         if state == previous:
             return
+        found = self.status.camera_found
         if state == "ok":
-            log.info(
-                "camera %s ready%s", self.source.name, " again" if previous == "missing" else ""
-            )
+            self.status.camera_found = True
+            log.info("camera %s ready%s", self.source.name, " again" if found else "")
         else:
+            # One never opened since start is "not found" (a wrong source, say), not "lost".
             log.warning(
-                "camera %s lost: %s; retrying with backoff up to %g s",
+                "camera %s %s: %s; retrying with backoff up to %g s",
                 self.source.name,
+                "lost" if found else "not found",
                 error,
                 self.camera.backoff_max,
             )
@@ -366,7 +373,6 @@ class Grabber:
     def run(self) -> None:
         """Capture on schedule until ``stop`` is set (SIGTERM/SIGINT in the CLI)."""
         interval = self.capture_settings.interval
-        lead = 0.0 if self.keep_open else self.camera.warmup_delay
         self._prepare()
         self.retention.prune(self.clock.now())
         log.info(
@@ -381,7 +387,9 @@ class Grabber:
         try:
             while not self.stop.is_set():
                 if self.cycle():
-                    # Start early by the warm-up delay so the photo lands on the boundary.
+                    # Start early by what the last capture took, so the photo lands on the
+                    # boundary rather than that long after it.
+                    lead = min(self.lead, interval)
                     tick = next_tick(self.clock.now() + lead, interval)
                     wake = tick - lead
                 else:

@@ -1,14 +1,42 @@
-"""Turns a validated frame into the bytes of a photo: size, banner, JPEG."""
+"""Turns a validated frame into the bytes of a photo: size, banner, JPEG.
+
+The banner is drawn with a bundled TrueType font (DejaVu Sans, ``camera/fonts/``, its
+licence beside it) through Pillow: OpenCV's built-in Hershey fonts know ASCII only and
+drew ``Bärli`` as ``B??rli``.
+"""
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import simplejpeg
+from PIL import Image, ImageDraw, ImageFont
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
+_NOT_A_CHARACTER = "\uffff"  # never in a font: draws as the font's "missing glyph" box
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    # The basic layout: no shaping library needed, and a banner needs none.
+    return ImageFont.truetype(str(FONT_FILE), size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _glyph(font: ImageFont.FreeTypeFont, char: str) -> bytes:
+    mask = Image.new("L", (2 * font.size, 2 * font.size))
+    ImageDraw.Draw(mask).text((0, 0), char, fill=255, font=font)
+    return mask.tobytes()
+
+
+def missing_glyphs(text: str) -> list[str]:
+    """The characters of ``text`` the banner font cannot draw (it would draw a box)."""
+    font = _font(16)
+    box = _glyph(font, _NOT_A_CHARACTER)
+    return [c for c in dict.fromkeys(text) if c.isprintable() and _glyph(font, c) == box]
 
 
 def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -33,18 +61,22 @@ def draw_banner(image: np.ndarray, taken_at: float, text_format: str) -> np.ndar
     banner, so the photo stays visible underneath and ``puccicam check`` passes it.
     """
     out = image.copy()
-    height = out.shape[0]
-    scale = max(0.3, height / 700)
+    height, width = out.shape[:2]
+    font = _font(max(9, round(height * 0.045)))
     text = time.strftime(text_format, time.localtime(taken_at))
-    (_, text_h), baseline = cv2.getTextSize(text, _FONT, scale, 1)
+    ascent, descent = font.getmetrics()
     # The band's top edge sits halfway between 8-pixel block rows, where neither JPEG's
     # blocking nor the validator's block-seam check can mistake it for a corrupt seam.
-    top = max(0, (height - (text_h + baseline + 6) - 4) // 8 * 8 + 4)
-    region = out[top:]
-    region[:] = (region.astype(np.uint16) * 2 // 5).astype(np.uint8)
-    cv2.putText(
-        out, text, (4, height - baseline - 3), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA
+    top = max(0, (height - (ascent + descent + 6) - 4) // 8 * 8 + 4)
+    mask = Image.new("L", (width, height - top))
+    ImageDraw.Draw(mask).text(
+        (4, height - top - descent - 3), text, fill=255, font=font, anchor="ls"
     )
+    alpha = np.asarray(mask, dtype=np.uint16)
+    if out.ndim == 3:
+        alpha = alpha[:, :, None]
+    dark = out[top:].astype(np.uint16) * 2 // 5
+    out[top:] = (dark + (255 - dark) * alpha // 255).astype(np.uint8)
     return out
 
 

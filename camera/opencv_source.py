@@ -17,7 +17,7 @@ import cv2
 
 from camera.errors import CameraUnavailable
 from camera.frame import Frame
-from camera.source import SourceBase
+from camera.source import SourceBase, redact
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,19 @@ _MJPG = cv2.VideoWriter.fourcc(*"MJPG")
 
 def _is_v4l2(spec: str) -> bool:
     return spec.isdigit() or spec.startswith("/dev/")
+
+
+def _quiet_opencv() -> None:
+    """Silence OpenCV's and FFmpeg's own stderr lines; an operator's own setting wins.
+
+    They bypass logging (so under systemd they carry no priority and ``journalctl -p``
+    cannot filter them) and repeat on every retry of a missing camera, while
+    :class:`CameraUnavailable` already says what failed and what to check. Both are read
+    when the first capture is made, so this runs before any.
+    """
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
 
 
 def _fourcc_text(code: int) -> str:
@@ -45,26 +58,27 @@ class OpenCVSource(SourceBase):
         buffer_size: int = 1,
         read_timeout: int = 5,
     ) -> None:
-        self.spec = spec
-        self.name = spec
+        self.spec = spec  # the real thing, credentials included: only ever given to OpenCV
+        self.name = redact(spec)
         self.v4l2 = _is_v4l2(spec)
         self.width, self.height, self.fps = width, height, fps
         self.buffer_size = buffer_size
         self.read_timeout = read_timeout
         self.raw = False
         self._cap: cv2.VideoCapture | None = None
+        _quiet_opencv()
 
     def _unavailable(self) -> CameraUnavailable:
         if self.v4l2:
             return CameraUnavailable(
-                f"camera {self.spec} could not be opened: is it plugged in (ls /dev/video*), "
+                f"camera {self.name} could not be opened: is it plugged in (ls /dev/video*), "
                 "is this user in the 'video' group, and is no other program "
                 "(motion, fswebcam, another puccicam) using it?"
             )
         if "://" not in self.spec and "%" not in self.spec and not Path(self.spec).exists():
-            return CameraUnavailable(f"video source {self.spec} does not exist")
+            return CameraUnavailable(f"video source {self.name} does not exist")
         return CameraUnavailable(
-            f"video source {self.spec} could not be opened: not a format or URL OpenCV can read"
+            f"video source {self.name} could not be opened: not a format or URL OpenCV can read"
         )
 
     def open(self) -> None:
@@ -90,7 +104,7 @@ class OpenCVSource(SourceBase):
             self.raw = fourcc == _MJPG and cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
             log.info(
                 "camera %s opened: %dx%d %s at %g fps%s",
-                self.spec,
+                self.name,
                 cap.get(cv2.CAP_PROP_FRAME_WIDTH),
                 cap.get(cv2.CAP_PROP_FRAME_HEIGHT),
                 _fourcc_text(fourcc),
@@ -98,19 +112,19 @@ class OpenCVSource(SourceBase):
                 ", raw MJPEG" if self.raw else ", decoded by OpenCV",
             )
         else:
-            log.info("video source %s opened (%s backend)", self.spec, cap.getBackendName())
+            log.info("video source %s opened (%s backend)", self.name, cap.getBackendName())
 
     def read(self) -> Frame:
         if self._cap is None:
-            raise CameraUnavailable(f"{self.spec} is not open")
+            raise CameraUnavailable(f"{self.name} is not open")
         ok, frame = self._cap.read()
         if not ok or frame is None or frame.size == 0:
             if self.v4l2:
                 raise CameraUnavailable(
-                    f"camera {self.spec} delivered no frame within {self.read_timeout} s "
+                    f"camera {self.name} delivered no frame within {self.read_timeout} s "
                     "(unplugged, or hung)"
                 )
-            raise CameraUnavailable(f"video source {self.spec} has no more frames")
+            raise CameraUnavailable(f"video source {self.name} has no more frames")
         if self.raw:
             return Frame(received=time.time(), jpeg=frame.tobytes())
         return Frame(received=time.time(), image=frame)

@@ -32,7 +32,11 @@ class CameraConfig:
     warmup_frames: int = setting(13, "frames discarded after the delay, unchecked", min=0)
     max_attempts: int = setting(10, "frames tried per photo before giving up", min=1)
     read_timeout: int = setting(
-        2, "seconds a V4L2 read may wait for a frame (SIGTERM may wait as long)", min=1, max=60
+        2,
+        "seconds a V4L2 read may wait for a frame (sets `OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT` "
+        "unless you set it; SIGTERM may wait as long)",
+        min=1,
+        max=60,
     )
     keep_open_below: float = setting(
         30.0, "intervals shorter than this keep the device open between photos", min=0
@@ -50,13 +54,19 @@ class CameraConfig:
 class CaptureConfig:
     """What a saved photo looks like and how often one is taken."""
 
-    interval: float = setting(300.0, "seconds between photos, aligned to the clock", min=0.2)
+    interval: float = setting(
+        300.0, "seconds between photos, aligned to the clock (at least 0.2)", min=0.2
+    )
     width: int = setting(320, "saved photo width in pixels", min=16, max=4096)
     height: int = setting(240, "saved photo height in pixels", min=16, max=4096)
     jpeg_quality: int = setting(80, "JPEG quality of saved photos", min=1, max=100)
-    overlay: bool = setting(True, "draw a timestamp banner across the bottom")
+    overlay: bool = setting(
+        True, "draw a timestamp banner across the bottom (`--no-overlay` turns it off)"
+    )
     overlay_text: str = setting(
-        "puccicam  %Y-%m-%d %H:%M:%S %Z", "banner text, strftime format, local time"
+        "puccicam  %Y-%m-%d %H:%M:%S %Z",
+        "banner text, strftime format, local time; any character DejaVu Sans has "
+        "(Latin, Greek, Cyrillic...)",
     )
 
 

@@ -13,6 +13,9 @@ import contextlib
 import functools
 import json
 import logging
+import os
+import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -51,7 +54,27 @@ def _domain_message(exc: Exception) -> str | None:
 
 
 class Group(click.Group):
-    """A click group that turns domain errors into ``click.ClickException``."""
+    """A click group that turns domain errors into ``click.ClickException``, and under
+    systemd reports the error that stops the process through logging."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """As click's, except under systemd (``JOURNAL_STREAM`` set): there the line that
+        says why the process stopped goes through logging at ERROR, so it carries the
+        ``<3>`` priority and ``journalctl -p warning`` shows it; exit codes are click's."""
+        if not os.environ.get("JOURNAL_STREAM") or kwargs.get("standalone_mode") is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.ClickException as exc:
+            message = exc.format_message()
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                message = f"{message} (see '{exc.ctx.command_path} --help')"
+            _fatal(message, exc.exit_code)
+        except click.Abort:
+            _fatal("aborted", 1)
+        except Exception as exc:
+            _fatal(f"stopped by an unexpected error: {exc!r}", 1, exc_info=True)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,6 +84,14 @@ class Group(click.Group):
             if message is None:
                 raise
             raise click.ClickException(message) from None
+
+
+def _fatal(message: str, code: int, *, exc_info: bool = False) -> None:
+    """Log the reason the process stops, once, at ERROR, and exit with ``code``."""
+    if not logging.getLogger().handlers:  # the failure came before the config was read
+        setup_logging("INFO")
+    log.error("%s", message, exc_info=exc_info)
+    sys.exit(code)
 
 
 def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -91,6 +122,8 @@ def _common_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def with_config(
     preset: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+    *,
+    writes_state: bool = True,
     **option_keys: str,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a subcommand the common options and call it with the built ``config``.
@@ -98,8 +131,9 @@ def with_config(
     ``option_keys`` maps the subcommand's own options to dotted keys (``source=
     "camera.source"``); ``preset(params, common)`` returns keys a subcommand sets itself
     (the demo's camera, a quieter log level), beneath the options the operator typed; it
-    may pop the options it consumed from ``params``. A bad
-    value raises ConfigError naming the key, which the group reports.
+    may pop the options it consumed from ``params``, or add values for the command. A bad
+    value raises ConfigError naming the key, which the group reports. A command that
+    ``writes_state`` refuses a data dir another user owns (:func:`check_owner`).
     """
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -116,8 +150,14 @@ def with_config(
             overrides = dict(preset(params, common) if preset else {})
             overrides.update({key: params.pop(name) for name, key in option_keys.items()})
             overrides.update({k: v for k, v in common.items() if v is not None})
+            # Loading may warn (an unknown PUCCICAM_* variable): in the final format.
+            setup_logging("WARNING")
             config = load_config(config_path or group.get("config_path"), overrides=overrides)
             setup_logging(config.log_level)
+            if writes_state:
+                from puccicam.datadir import check_owner
+
+                check_owner(config.data_dir)
             return command(config, **params)
 
         return wrapper
@@ -129,7 +169,12 @@ def _when(stamp: float | None) -> str:
     if stamp is None:
         return "never"
     moment = datetime.fromtimestamp(stamp, UTC)
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({time.time() - stamp:.0f} s ago)"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({_from_now(stamp)})"
+
+
+def _from_now(stamp: float) -> str:
+    ahead = stamp - time.time()
+    return f"in {ahead:.0f} s" if ahead >= 0 else f"{-ahead:.0f} s ago"
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,15 +190,28 @@ def main(config_path: Path | None, data_dir: Path | None, log_level: str | None)
 @click.option("--interval", type=float, help="Seconds between photos (at least 0.2).")
 @click.option("--once", is_flag=True, help="Take one photo and exit (non-zero on failure).")
 @click.option("--overlay/--no-overlay", default=None, help="Draw the timestamp banner or not.")
-def grab(config: Config, once: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="With --once: even while a grabber runs with this data dir."
+)
+def grab(config: Config, once: bool, force: bool) -> None:
     """Take a photo every interval (or --once) and keep the last 24 hours."""
+    from camera.source import redact
+    from camera.status import live_grabber, read_status
     from puccicam.wiring import make_grabber
+
+    running = live_grabber(read_status(config.status_path)) if once and not force else None
+    if running is not None:
+        raise click.ClickException(
+            f"a grabber (pid {running}) is running with data dir {config.data_dir}: it holds "
+            "the camera and writes the status file. Stop it first (sudo systemctl stop "
+            "puccicam-grabber), or pass --force"
+        )
 
     cam, cap = config.camera, config.capture
     log.info(
         "puccicam %s: source %s, %dx%d q%d every %g s, keep %g h, data dir %s",
         __version__,
-        cam.source,
+        redact(cam.source),
         cap.width,
         cap.height,
         cap.jpeg_quality,
@@ -178,20 +236,24 @@ def grab(config: Config, once: bool) -> None:
 
 
 @main.command("config")
-@with_config()
+@with_config(writes_state=False)
 @click.option("--example", is_flag=True, help="Print every key, commented, at its default.")
-def show_config(config: Config, example: bool) -> None:
+@click.option("--markdown", is_flag=True, help="Print the key table of the README and guide.")
+def show_config(config: Config, example: bool, markdown: bool) -> None:
     """Check the configuration (exit 1 naming a bad key), or print an example file."""
-    from puccicam.config import example_toml
+    from puccicam.config import example_toml, markdown_table
 
     if example:
         click.echo(example_toml(), nl=False)
+        return
+    if markdown:
+        click.echo(markdown_table(), nl=False)
         return
     click.echo(f"configuration ok; data dir {config.data_dir}")
 
 
 @main.command()
-@with_config()
+@with_config(writes_state=False)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(config: Config, files: tuple[Path, ...]) -> None:
     """Validate JPEG files as the grabber would: one line each, exit 1 if any is rejected."""
@@ -226,13 +288,13 @@ def prune(config: Config) -> None:
 
 
 @main.command()
-@with_config()
+@with_config(writes_state=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status file.")
 def status(config: Config, as_json: bool) -> None:
     """Show what the grabber last did; exit 1 if it never ran with this data dir."""
     from dataclasses import asdict
 
-    from camera.status import read_status
+    from camera.status import grabber_running, read_status
 
     current = read_status(config.status_path)
     if current is None:
@@ -243,9 +305,27 @@ def status(config: Config, as_json: bool) -> None:
         click.echo(json.dumps(asdict(current), indent=1))
         return
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(current.rejected.items())) or "none"
+    running = grabber_running(current.pid)
+    camera = current.camera
+    if camera == "missing":
+        camera = "lost" if current.camera_found else "not found"
+    if running is False:
+        grabber, camera = f"not running (last pid {current.pid})", f"{camera} (when it stopped)"
+        upcoming = ("next capture", "none: the grabber is not running")
+    elif current.next_capture is None:
+        grabber, upcoming = f"running (pid {current.pid})", ("next capture", "not scheduled")
+    elif current.camera == "missing":
+        grabber = f"running (pid {current.pid})"
+        upcoming = ("next attempt", f"{_from_now(current.next_capture)} (camera {camera})")
+    else:
+        grabber = f"running (pid {current.pid})"
+        upcoming = ("next capture", _when(current.next_capture))
+    if running is None:  # /proc does not show it to us (another user, hidepid)
+        grabber = f"unknown: pid {current.pid} is not visible to this user"
     for label, value in [
+        ("grabber", grabber),
         ("source", current.source),
-        ("camera", current.camera),
+        ("camera", camera),
         (
             "mode",
             f"live view, {current.viewers} viewer(s)" if current.mode == "live" else "interval",
@@ -254,7 +334,7 @@ def status(config: Config, as_json: bool) -> None:
         ("last attempt", _when(current.last_attempt)),
         ("last success", _when(current.last_success)),
         ("last photo", current.last_photo or "none"),
-        ("next capture", _when(current.next_capture) if current.next_capture else "not scheduled"),
+        upcoming,
         ("saved", current.saved),
         ("failed", current.failed),
         ("rejected frames", rejected),
@@ -265,11 +345,31 @@ def status(config: Config, as_json: bool) -> None:
 
 @contextlib.contextmanager
 def _accounts(config: Config):
-    """The accounts of this data dir, inside the app's context."""
+    """The accounts of this data dir, inside the app's context; a database that cannot be
+    used (not SQLite, read-only, locked) is a one-line DataDirError."""
+    from sqlalchemy.exc import DBAPIError
+
+    from camera.errors import DataDirError
     from webapp import create_app, state
 
     with create_app(config).app_context():
-        yield state().accounts
+        try:
+            yield state().accounts
+        except DBAPIError as exc:
+            raise DataDirError(
+                f"database {config.database_path} is not usable: {exc.orig}"
+            ) from exc
+
+
+def _has_accounts_db(config: Config) -> bool:
+    """Whether this data dir has an accounts database; a missing data dir is an error,
+    so a mistyped ``--data-dir`` is reported, not created."""
+    if not config.data_dir.is_dir():
+        raise click.ClickException(
+            f"no data dir {config.data_dir} (nothing was created): check --data-dir, "
+            "data_dir in the config file or $PUCCICAM_DATA_DIR"
+        )
+    return config.database_path.exists()
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -297,8 +397,12 @@ quiet = with_config(preset=lambda _params, _common: {"log_level": "WARNING"})
 @password_stdin_option
 def user_add(config: Config, name: str, email: str | None, password_stdin: bool) -> None:
     """Create an owner account (8 to 72 bytes of password)."""
+    from webapp.accounts import check_password_policy
+
+    password = _read_password(password_stdin)
+    check_password_policy(password)  # before the data dir, key and database are created
     with _accounts(config) as accounts:
-        accounts.add(name, _read_password(password_stdin), email)
+        accounts.add(name, password, email)
     click.echo(f"account {name} created")
 
 
@@ -306,12 +410,26 @@ def user_add(config: Config, name: str, email: str | None, password_stdin: bool)
 @quiet
 def user_list(config: Config) -> None:
     """List the owner accounts."""
-    with _accounts(config) as accounts:
-        users = accounts.all()
-        for account in users:
-            click.echo(f"{account.username}\t{account.email or '-'}\t{account.created_at:%Y-%m-%d}")
+    users = []
+    if _has_accounts_db(config):
+        with _accounts(config) as accounts:
+            users = accounts.all()
+            for account in users:
+                click.echo(
+                    f"{account.username}\t{account.email or '-'}\t{account.created_at:%Y-%m-%d}"
+                )
     if not users:
         click.echo("no accounts yet: create one with 'puccicam user add NAME'")
+
+
+def _require_account(config: Config, name: str) -> None:
+    from webapp.accounts import AccountError
+
+    if _has_accounts_db(config):
+        with _accounts(config) as accounts:
+            if accounts.find(name) is not None:
+                return
+    raise AccountError(f"there is no account named {name!r}")
 
 
 @user.command("remove")
@@ -319,6 +437,7 @@ def user_list(config: Config) -> None:
 @click.argument("name")
 def user_remove(config: Config, name: str) -> None:
     """Delete an owner account (its sessions end at once)."""
+    _require_account(config, name)
     with _accounts(config) as accounts:
         accounts.remove(name)
     click.echo(f"account {name} removed")
@@ -330,8 +449,13 @@ def user_remove(config: Config, name: str) -> None:
 @password_stdin_option
 def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
     """Change an owner's password; every session of that owner ends."""
+    from webapp.accounts import check_password_policy
+
+    _require_account(config, name)  # before asking for a password twice
+    password = _read_password(password_stdin)
+    check_password_policy(password)
     with _accounts(config) as accounts:
-        accounts.set_password(name, _read_password(password_stdin))
+        accounts.set_password(name, password)
     click.echo(f"password of {name} changed; its sessions have ended")
 
 
@@ -342,50 +466,74 @@ def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
 def serve(config: Config) -> None:
     """Serve the web gallery with waitress."""
     from webapp import create_app
-    from webapp.server import make_server, run_server
+    from webapp.server import bind_then_build, run_server
 
-    run_server(make_server(create_app(config), config))
+    # Listen first: a port in use or a bad host leaves no data dir or secret key behind.
+    run_server(bind_then_build(config, lambda: create_app(config)))
 
 
 def _demo_preset(params: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
     from puccicam.demo import demo_settings
 
+    # A fresh data dir unless one is named: a demo never touches a real one, and the
+    # fresh one is removed when the demo ends.
+    # Only named here; ``demo`` creates it, so a refused config leaves nothing behind.
+    fresh = Path(tempfile.gettempdir()) / f"puccicam-demo-{secrets.token_hex(6)}"
+    params["fresh_dir"] = None if common["data_dir"] else fresh
     return {
-        # A fresh data dir unless one is named: a demo never touches a real one.
-        "data_dir": common["data_dir"] or Path(tempfile.mkdtemp(prefix="puccicam-demo-")),
+        "data_dir": common["data_dir"] or params["fresh_dir"],
         **demo_settings(params.pop("interval")),
         "web.port": params.pop("port"),
-        "web.host": "127.0.0.1",
+        "web.host": params.pop("host"),
     }
 
 
 @main.command()
 @with_config(preset=_demo_preset)
-@click.option("--port", type=int, default=8080, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 to try it from a phone on the same network.",
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on.")
 @click.option(
     "--interval", type=float, default=5.0, show_default=True, help="Seconds between photos."
 )
-def demo(config: Config) -> None:
+def demo(config: Config, fresh_dir: Path | None) -> None:
     """Grabber on the bundled demo frames plus the gallery, with a fresh data dir."""
-    from puccicam.demo import demo_account, start_grabber
+    from puccicam.demo import demo_account, start_grabber, url_for_visitors
     from webapp import create_app
-    from webapp.server import make_server, run_server
+    from webapp.server import bind_then_build, run_server
 
-    app = create_app(config)
-    name, password = demo_account(app)
-    server = make_server(app, config)
-    thread, stop = start_grabber(config)
-    click.echo(
-        f"\npuccicam demo on http://127.0.0.1:{config.web.port}/  log in as {name} / "
-        f"{password}\ndata dir {config.data_dir}; Ctrl-C stops\n",
-        err=True,
-    )
+    if fresh_dir:
+        fresh_dir.mkdir(mode=0o700)  # not exist_ok: never a directory someone else made
+    try:
+        accounts: list[tuple[str, str]] = []
 
-    def stop_grabber() -> None:
-        stop()
-        thread.join(5)
+        def build():
+            app = create_app(config)
+            accounts.append(demo_account(app))
+            return app
 
-    run_server(server, on_stop=stop_grabber)
+        server = bind_then_build(config, build)
+        thread, stop = start_grabber(config)
+        name, password = accounts[0]
+        click.echo(
+            f"\npuccicam demo on {url_for_visitors(config.web.host, config.web.port)}  "
+            f"log in as {name} / {password}\ndata dir {config.data_dir}"
+            f"{' (removed at exit)' if fresh_dir else ''}; Ctrl-C stops\n",
+            err=True,
+        )
+
+        def stop_grabber() -> None:
+            stop()
+            thread.join(5)
+
+        run_server(server, on_stop=stop_grabber)
+    finally:
+        if fresh_dir:
+            shutil.rmtree(fresh_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

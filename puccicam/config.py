@@ -10,6 +10,7 @@ options are applied last. A bad value stops start-up with a message naming the k
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PUCCICAM_"
 CONFIG_ENV = "PUCCICAM_CONFIG"
+# The type names in "expected ..." messages: an operator reads "a number", not "a float".
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
+# Unknown PUCCICAM_* variables already warned about: once per process, not per load.
+_warned: set[str] = set()
 
 
 class ConfigError(Exception):
@@ -51,20 +56,26 @@ class WebConfig:
         100, "most simultaneous client connections; at it, idle ones make room for newcomers", min=1
     )
     channel_timeout: int = _key(30, "seconds an idle or slow connection is kept", min=1)
-    max_body_kb: int = _key(16, "largest request body accepted, in KiB", min=1, max=1024)
+    max_body_kb: int = _key(
+        16, "largest request body accepted, in KiB (larger: 413)", min=1, max=1024
+    )
     trusted_proxy: str = _key(
         "", "address of a reverse proxy whose X-Forwarded-* headers are believed"
     )
     trusted_proxy_count: int = _key(1, "how many proxies in front append to X-Forwarded-For", min=1)
     https: bool = _key(False, "served over HTTPS: Secure cookies and HSTS")
     secret_key: str = _key(
-        "", "session signing key, at least 32 bytes; empty: generated into data_dir/secret_key",
+        "",
+        "session signing key, at least 32 bytes; empty: generated into `data_dir/secret_key` "
+        "(mode 0600) on first run",
         min_bytes=32,
-    )  # fmt: skip
+    )
     remember_days: int = _key(
-        30, "days a login lasts at most: 'remember me' cookies and sessions expire then",
-        min=1, max=30,
-    )  # fmt: skip
+        30,
+        "days a login lasts at most (at most 30): 'remember me' cookies and sessions expire then",
+        min=1,
+        max=30,
+    )
     bcrypt_rounds: int = _key(12, "bcrypt cost for new passwords", min=4, max=16)
     login_limit_ip: str = _key(
         "10 per minute;50 per hour", "failed logins allowed per client address, then 429"
@@ -85,7 +96,11 @@ class PetConfig:
     name: str = _key("Pucci", "the pet's name")
     bio: str = _key("", "a short paragraph about the pet (plain text)")
     birth_year: int = _key(0, "year of birth, for the age shown (0 hides it)", min=0, max=2100)
-    photo: str = _key("", "a public portrait (JPEG file); empty: the bundled one")
+    photo: str = _key(
+        "",
+        "a public portrait (JPEG file; a relative path starts at the config file's directory); "
+        "empty: the bundled one. Never a camera photo",
+    )
     contact_email: str = _key("", "e-mail address shown on the home page")
     contact_url: str = _key("", "a link shown on the home page (Instagram, a blog...)")
 
@@ -140,6 +155,7 @@ SECTIONS: dict[str, type] = {
     "pet": PetConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
+RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user")
 
 
 def all_keys() -> list[tuple[str, Any, str]]:
@@ -184,6 +200,26 @@ def example_toml() -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_table() -> str:
+    """The key table of README.md and the operator guide, generated so it cannot drift
+    (``puccicam config --markdown``; ``scripts/docs`` puts it into both files)."""
+
+    def shown(value: Any) -> str:
+        if value == "":
+            return "(empty)"
+        if isinstance(value, bool):
+            return "`true`" if value else "`false`"
+        if isinstance(value, float):
+            return f"`{value:g}`"
+        return f"`{value}`"
+
+    rows = ["| key | environment variable | default | meaning |", "|---|---|---|---|"]
+    for key, default, help_text in all_keys():
+        meaning = help_text.replace("|", "\\|")
+        rows.append(f"| `{key}` | `{env_name(key)}` | {shown(default)} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 def env_name(key: str) -> str:
     """The environment variable that sets a dotted key."""
     return ENV_PREFIX + key.replace(".", "_").upper()
@@ -211,7 +247,7 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
         try:
             return kind(text)
         except ValueError:
-            raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+            raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}") from None
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")
@@ -223,8 +259,12 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
             raise ConfigError(f"{where}: must not be empty")
         return Path(value).expanduser()
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}")
     return value
+
+
+def _kind_name(kind: type) -> str:
+    return _KIND_NAMES.get(kind, f"a {kind.__name__}")
 
 
 def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) -> None:
@@ -246,7 +286,24 @@ def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) ->
         raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
 
 
-def _lookup(key: str) -> tuple[type, str, Mapping[str, Any]]:
+def _suggestion(key: str) -> str:
+    """ "; did you mean ..." for a mistyped or misplaced dotted key, or ""."""
+    known = [k for k, _, _ in all_keys()]
+    name = key.rpartition(".")[2]
+    # The right name in the wrong place (``interval`` at the top, not under [capture]).
+    placed = [k for k in known if k.rpartition(".")[2] == name and k != key]
+    close = placed or difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:  # a typo in the name and the section: compare the names alone
+        names = {k.rpartition(".")[2]: k for k in known}
+        close = [names[n] for n in difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)]
+    if not close:
+        return "; see 'puccicam config --example' for every key"
+    section, _, short = close[0].rpartition(".")
+    where = f" under [{section}]" if section else " at the top of the file, before any section"
+    return f"; did you mean {short!r}{where} ({close[0]})?"
+
+
+def _lookup(key: str, origin: str = "command line") -> tuple[type, str, Mapping[str, Any]]:
     """(dataclass, field name, metadata) for a dotted key, or ConfigError."""
     section, _, name = key.rpartition(".")
     cls = SECTIONS.get(section) if section else Config
@@ -255,10 +312,58 @@ def _lookup(key: str) -> tuple[type, str, Mapping[str, Any]]:
         or name not in {f.name for f in fields(cls)}
         or (not section and name not in TOP_LEVEL)
     ):
-        known = ", ".join(k for k, _, _ in all_keys())
-        raise ConfigError(f"unknown configuration key {key!r}; known keys: {known}")
+        where = f"[{section}]" if section else "the top level"
+        raise ConfigError(
+            f"unknown configuration key {name!r} in {where} of {origin}{_suggestion(key)}"
+        )
     meta = next(f.metadata for f in fields(cls) if f.name == name)
     return cls, name, meta
+
+
+def _warn_unknown_variable(var: str, env_keys: Mapping[str, str]) -> None:
+    """Log an unknown ``PUCCICAM_*`` variable once; it is ignored, not fatal, since a
+    typo in a drop-in must not stop a pet camera (and other tools share the prefix)."""
+    if var in _warned:
+        return
+    _warned.add(var)
+    close = difflib.get_close_matches(var, list(env_keys), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]} ({env_keys[close[0]]})?" if close else ""
+    log.warning("ignoring unknown environment variable %s%s", var, hint)
+
+
+def _check_rate_limits(values: Mapping[str, tuple[Any, str]]) -> None:
+    """Login limits must parse as Flask-Limiter reads them: a typo would disable them."""
+    for key in RATE_LIMIT_KEYS:
+        if key not in values:
+            continue
+        from limits import parse_many  # only when set: ``grab`` need not import it
+
+        value, origin = values[key]
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(
+                f"{key} (from {origin}): {value!r} is not a rate limit; write e.g. "
+                "'10 per minute;50 per hour' (a count, 'per', a unit: second, minute, "
+                "hour, day; several separated by ';')"
+            ) from None
+
+
+def _resolve_pet_photo(values: dict[str, tuple[Any, str]], config_file: Path | None) -> None:
+    """An absolute ``pet.photo`` path that exists: a relative one is taken from the config
+    file's directory (from the environment or command line, the current one)."""
+    if not values.get("pet.photo", ("", ""))[0]:
+        return
+    value, origin = values["pet.photo"]
+    base = config_file.parent if config_file is not None and origin == str(config_file) else None
+    path = Path(value).expanduser()
+    path = ((base or Path.cwd()) / path).resolve()
+    if not path.is_file():
+        raise ConfigError(
+            f"pet.photo (from {origin}): no file at {path}; give a JPEG file's path "
+            "(relative paths start at the config file's directory) or leave it empty"
+        )
+    values["pet.photo"] = (str(path), origin)
 
 
 def _flatten_toml(doc: Mapping[str, Any], path: Path) -> dict[str, Any]:
@@ -266,9 +371,9 @@ def _flatten_toml(doc: Mapping[str, Any], path: Path) -> dict[str, Any]:
     for name, value in doc.items():
         if isinstance(value, dict):
             if name not in SECTIONS:
-                raise ConfigError(
-                    f"unknown section [{name}] in {path}; known: {', '.join(SECTIONS)}"
-                )
+                close = difflib.get_close_matches(name, list(SECTIONS), n=1, cutoff=0.5)
+                hint = f"did you mean [{close[0]}]?" if close else f"known: {', '.join(SECTIONS)}"
+                raise ConfigError(f"unknown section [{name}] in {path}; {hint}")
             flat.update({f"{name}.{k}": v for k, v in value.items()})
         else:
             flat[name] = value
@@ -312,7 +417,8 @@ def load_config(
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
             continue
         if var not in env_keys:
-            raise ConfigError(f"unknown environment variable {var}; see README for the keys")
+            _warn_unknown_variable(var, env_keys)
+            continue
         from_env[env_keys[var]] = value
     layers.append(("environment", from_env))
     layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
@@ -320,11 +426,15 @@ def load_config(
     values: dict[str, tuple[Any, str]] = {}
     for origin, layer in layers:
         for key, raw in layer.items():
-            cls, name, meta = _lookup(key)
             origin_name = env_name(key) if origin == "environment" else origin
+            cls, name, meta = _lookup(key, origin_name)
             value = _coerce(key, _field_type(cls, name), raw, origin_name)
+            if "choices" in meta and isinstance(value, str):  # ``debug`` as --log-level takes it
+                value = next((c for c in meta["choices"] if c.lower() == value.lower()), value)
             _check_limits(key, meta, value, origin_name)
             values[key] = (value, origin_name)
+    _check_rate_limits(values)
+    _resolve_pet_photo(values, path)
 
     top = {k: v for k, (v, _) in values.items() if "." not in k}
     top.setdefault("data_dir", _default_data_dir())

@@ -8,6 +8,7 @@ a ``demo`` owner with a random password.
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -52,3 +53,17 @@ def start_grabber(config: Config) -> tuple[threading.Thread, Callable[[], None]]
     thread = threading.Thread(target=grabber.run, name="grabber", daemon=True)
     thread.start()
     return thread, grabber.request_stop
+
+
+def url_for_visitors(host: str, port: int) -> str:
+    """The URL to open: for a wildcard address (``0.0.0.0``, ``::``), this machine's
+    address on the local network, the one a phone on the same Wi-Fi can reach."""
+    if host in ("", "0.0.0.0", "::"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                # A UDP "connect" sends nothing: it only picks the route's source address.
+                probe.connect(("192.0.2.1", 9))  # TEST-NET-1, never a real host
+                host = probe.getsockname()[0]
+            except OSError:  # no route at all: only this machine can visit
+                host = "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"

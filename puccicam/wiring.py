@@ -9,6 +9,7 @@ the retention window's unit) is translated once and cannot diverge between them.
 from __future__ import annotations
 
 import threading
+import time
 
 from camera.clock import SystemClock
 from camera.grabber import Grabber
@@ -17,7 +18,7 @@ from camera.notify import Notifier
 from camera.retention import Retention
 from camera.source import Source, open_source
 from camera.store import PhotoStore
-from puccicam.config import Config
+from puccicam.config import Config, ConfigError
 
 
 def make_source(config: Config, spec: str | None = None) -> Source:
@@ -55,7 +56,22 @@ def make_grabber(
     stop: threading.Event | None = None,
 ) -> Grabber:
     """A grabber wired from the config; systemd's notifier unless one is given (the demo
-    passes a silent one, tests a fake clock and camera)."""
+    passes a silent one, tests a fake clock and camera).
+
+    :raises ConfigError: the banner holds a character the banner font cannot draw.
+    """
+    cap = config.capture
+    if cap.overlay:
+        from camera.imaging import missing_glyphs
+
+        missing = missing_glyphs(time.strftime(cap.overlay_text))
+        if missing:
+            shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
+            raise ConfigError(
+                f"capture.overlay_text: the banner font (DejaVu Sans) cannot draw {shown}; "
+                "use Latin, Greek or Cyrillic letters, or turn the banner off "
+                "(capture.overlay = false)"
+            )
     store = store or make_store(config)
     live = config.live
     return Grabber(

@@ -1,6 +1,6 @@
 -- wrk script for tests/test_load.py: an owners' mix of login, gallery, photo and thumbnail
 -- requests. The test writes the data this script needs to the file named by
--- PUCCICAM_LOAD_MIX, one request per line:  weight<TAB>method<TAB>path<TAB>cookie<TAB>body
+-- PCTEST_LOAD_MIX, one request per line:  weight<TAB>method<TAB>path<TAB>cookie<TAB>body
 -- A weight "/N" means every Nth request of each thread instead of a random share, for
 -- requests too rare to leave to chance (logins).
 -- At the end it prints wrk's error counts (status= counts answers of 400 and up) and the
@@ -18,7 +18,7 @@ local function split(line)
   return fields
 end
 
-for line in io.lines(os.getenv("PUCCICAM_LOAD_MIX")) do
+for line in io.lines(os.getenv("PCTEST_LOAD_MIX")) do
   local f = split(line)
   local headers = { ["Cookie"] = f[4] ~= "" and f[4] or nil }
   local body = f[5] ~= "" and f[5] or nil

@@ -38,10 +38,12 @@ def test_add_prompts_twice(user_cli):
     ("password", "message"),
     [("short", "at least 8 bytes"), ("x" * 73, "at most 72 bytes"), ("ü" * 37, "at most 72 bytes")],
 )
-def test_password_policy_is_enforced_at_creation(user_cli, password, message):
+def test_password_policy_is_enforced_at_creation(user_cli, tmp_path, password, message):
     result = user_cli("add", "owner", "--password-stdin", input=password + "\n")
     assert result.exit_code == 1 and message in result.output
-    assert "no accounts yet" in user_cli("list").output
+    # Refused before anything was made: no data dir, secret key or database.
+    assert not (tmp_path / "data").exists()
+    assert "no data dir" in user_cli("list").output
 
 
 def test_72_byte_password_is_fine(user_cli):
@@ -75,8 +77,10 @@ def test_passwd_and_remove(user_cli, tmp_path, make_config):
     assert "no accounts yet" in user_cli("list").output
 
 
-def test_no_account_exists_by_default(user_cli):
+def test_no_account_exists_by_default(user_cli, tmp_path):
+    (tmp_path / "data").mkdir()
     assert "no accounts yet" in user_cli("list").output
+    assert list((tmp_path / "data").iterdir()) == []  # listing created nothing
 
 
 def test_names_that_differ_only_by_case_are_one_name(user_cli):
@@ -88,3 +92,35 @@ def test_names_that_differ_only_by_case_are_one_name(user_cli):
     assert (
         user_cli("passwd", "ALICE", "--password-stdin", input="a newer password\n").exit_code == 0
     )
+
+
+def test_list_on_a_mistyped_data_dir_creates_nothing(user_cli, tmp_path):
+    result = user_cli("list")
+    assert result.exit_code == 1
+    assert f"no data dir {tmp_path / 'data'}" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("command", ["passwd", "remove"])
+def test_no_such_account_is_said_before_asking_for_a_password(user_cli, tmp_path, command):
+    user_cli("add", "owner", "--password-stdin", input="a good password\n")
+    result = user_cli(command, "nobody")  # no input: a prompt would fail on end of input
+    assert result.exit_code == 1
+    assert "there is no account named 'nobody'" in result.output
+    assert "Password" not in result.output
+
+
+def test_passwd_with_a_short_password_changes_nothing(user_cli):
+    user_cli("add", "owner", "--password-stdin", input="a good password\n")
+    result = user_cli("passwd", "owner", "--password-stdin", input="short\n")
+    assert result.exit_code == 1 and "at least 8 bytes" in result.output
+
+
+@pytest.mark.parametrize("command", [["list"], ["add", "owner", "--password-stdin"]])
+def test_a_database_that_is_not_sqlite_is_one_line_not_a_traceback(user_cli, tmp_path, command):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "puccicam.sqlite3").write_bytes(b"this is not a database" * 100)
+    result = user_cli(*command, input="a good password\n")
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: database ") and "not usable" in result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output

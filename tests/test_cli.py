@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,3 +225,233 @@ def test_camera_package_depends_on_nothing_above_it():
         text = module.read_text()
         for layer in ("webapp", "puccicam"):
             assert f"from {layer}" not in text and f"import {layer}" not in text, module
+
+
+# -- the common options, for real -------------------------------------------------------
+
+
+def test_check_takes_the_common_options_for_real(runner, tmp_path):
+    toml = tmp_path / "p.toml"
+    toml.write_text("[capture]\ninterval = 60\n")
+    result = runner.invoke(
+        main,
+        ["check", "--config", str(toml), "--data-dir", str(tmp_path / "d"), "--log-level",
+         "debug", str(FRAMES_DIR / "good-chelsea.jpg")],
+    )  # fmt: skip
+    assert result.exit_code == 0 and result.output.endswith(": ok\n"), result.output
+    assert not (tmp_path / "d").exists()  # check writes nothing
+
+
+# -- serve and demo: listen first, then create state --------------------------------------
+
+
+def test_serve_on_an_unknown_host_is_one_line(runner, tmp_path):
+    data = tmp_path / "data"
+    result = runner.invoke(main, ["serve", "--data-dir", str(data), "--host", "nosuchhost.invalid"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: cannot listen on nosuchhost.invalid:8080: ")
+    assert result.output.count("\n") == 1 and result.exception.__class__ is SystemExit
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("command", [["serve"], ["demo"]])
+def test_a_port_in_use_leaves_no_state_behind(runner, tmp_path, command):
+    import socket
+
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(main, [*command, "--data-dir", str(data), "--port", str(port)])
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert not data.exists()  # no data dir, secret key, database or demo account
+
+
+def _run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    from tests.helpers.live import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "puccicam", "demo", "--port", str(port), "--interval", "60", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    return proc, port
+
+
+def test_demo_removes_its_fresh_data_dir_at_exit(tmp_path):
+    from tests.helpers.live import wait_until_answering
+
+    proc, port = _run_demo(tmp_path)
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz", proc)
+        made = list(tmp_path.glob("puccicam-demo-*"))
+        assert len(made) == 1 and (made[0] / "puccicam.sqlite3").exists()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/" in err and "removed at exit" in err
+    assert not list(tmp_path.glob("puccicam-demo-*"))
+
+
+def test_demo_keeps_a_named_data_dir_and_listens_where_told(tmp_path):
+    from tests.helpers.live import wait_until_answering
+
+    data = tmp_path / "kept"
+    proc, port = _run_demo(tmp_path, "--host", "0.0.0.0", "--data-dir", str(data))
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz", proc)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    url = next(line for line in err.splitlines() if "puccicam demo on http://" in line)
+    assert "0.0.0.0" not in url and f":{port}/" in url  # an address a phone can open
+    assert (data / "puccicam.sqlite3").exists()
+
+
+# -- a data dir belongs to one user ------------------------------------------------------
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another user")
+
+
+@as_root
+@pytest.mark.parametrize("command", [["prune"], ["grab", "--once"], ["user", "list"], ["serve"]])
+def test_root_is_refused_a_data_dir_another_user_owns(runner, tmp_path, command):
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 1000, 1000)
+    result = runner.invoke(main, [*command, "--data-dir", str(data)])
+    assert result.exit_code == 1, result.output
+    assert f"data dir {data} belongs to " in result.output
+    assert "chown -R " in result.output and f": {data})" in result.output
+    assert list(data.iterdir()) == []  # nothing written as root
+
+
+@as_root
+def test_state_left_by_another_user_is_refused_with_the_chown_that_repairs_it(runner, tmp_path):
+    data = tmp_path / "data"
+    (data / "photos").mkdir(parents=True)
+    os.chown(data / "photos", 1000, 1000)  # what "sudo puccicam grab --once" used to leave
+    result = runner.invoke(main, ["prune", "--data-dir", str(data)])
+    assert result.exit_code == 1, result.output
+    assert f"photos in {data} belong(s) to another user" in result.output
+    assert f"fix with sudo chown -R root: {data}" in result.output
+
+
+def test_read_only_commands_do_not_mind_the_owner(runner, tmp_path):
+    if os.geteuid() == 0:
+        os.chown(tmp_path, 1000, 1000)
+    assert runner.invoke(main, ["config", "--data-dir", str(tmp_path)]).exit_code == 0
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+def _status_lines(runner, data: Path) -> dict[str, str]:
+    result = runner.invoke(main, ["status", "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in result.output.splitlines())}
+
+
+def test_status_of_a_grabber_retrying_a_camera_never_found(runner, tmp_path):
+    data = tmp_path / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "puccicam", "grab", "--data-dir", str(data), "--source",
+         "/dev/video99"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not (data / "status.json").exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        lines = _status_lines(runner, data)
+        assert lines["grabber"] == f"running (pid {proc.pid})"
+        assert lines["camera"] == "not found"
+        assert re.fullmatch(r"in \d+ s \(camera not found\)", lines["next attempt"])
+        proc.terminate()
+        proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    _out, err = proc.communicate()
+    assert "camera /dev/video99 not found" in err and "lost" not in err
+    lines = _status_lines(runner, data)
+    assert lines["grabber"] == f"not running (last pid {proc.pid})"
+
+
+def test_status_does_not_take_a_reused_pid_for_the_grabber(runner, tmp_path):
+    from camera.status import Status, write_status
+
+    write_status(tmp_path / "status.json", Status(pid=1, camera="ok", next_capture=time.time()))
+    assert _status_lines(runner, tmp_path)["grabber"] == "not running (last pid 1)"
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+def test_check_a_directory_says_unreadable(runner, tmp_path):
+    result = runner.invoke(main, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output == f"{tmp_path}: rejected: unreadable: Is a directory\n"
+
+
+def test_readme_documents_every_reason_check_can_print():
+    import camera
+
+    source = "".join(p.read_text() for p in Path(camera.__file__).parent.glob("*.py"))
+    reasons = set(re.findall(r'CorruptFrame\(\s*"([a-z_]+)"', source)) | {"unreadable"}
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    table = readme.split("### `puccicam check FILE...`", 1)[1].split("\n### ", 1)[0]
+    rows = {
+        m for row in re.findall(r"^\| (.*?) \|", table, re.M) for m in re.findall(r"`(\w+)`", row)
+    }
+    assert reasons <= rows, f"README's check table lacks {reasons - rows}"
+
+
+def test_grab_once_refuses_while_a_grabber_runs_with_the_same_data_dir(runner, tmp_path):
+    data = tmp_path / "data"
+    proc = _start_grabber(data, "--interval", "300", env={"PUCCICAM_LOG_LEVEL": "WARNING"})
+    once = ["grab", "--once", "--data-dir", str(data), "--source", f"replay:{FRAMES_DIR}"]
+    env = {"PUCCICAM_CAMERA_WARMUP_DELAY": "0"}
+    try:
+        deadline = time.monotonic() + 20
+        while not (data / "status.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status_before = (data / "status.json").read_bytes()
+        result = runner.invoke(main, once, env=env)
+        assert result.exit_code == 1
+        assert f"a grabber (pid {proc.pid}) is running with data dir {data}" in result.output
+        assert "systemctl stop puccicam-grabber" in result.output and "--force" in result.output
+        assert (data / "status.json").read_bytes() == status_before  # untouched
+        forced = runner.invoke(main, [*once, "--force"], env=env)
+        assert forced.exit_code == 0, forced.output
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # Stopped cleanly, or killed leaving its pid behind: either way --once works again.
+    assert runner.invoke(main, once, env=env).exit_code == 0
+
+
+def test_grab_once_is_not_refused_for_a_grabber_that_is_gone(tmp_path):
+    from camera.status import Status, live_grabber
+
+    sleeper = subprocess.Popen(["sleep", "30"])  # a pid reused by another program
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        running = Status(pid=sleeper.pid, next_capture=time.time() + 60)
+        assert live_grabber(running) is None
+        assert live_grabber(Status(pid=dead.pid, next_capture=time.time() + 60)) is None
+        assert live_grabber(Status(pid=sleeper.pid, next_capture=None)) is None  # stopped
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -51,12 +51,17 @@ def test_config_file_from_environment(tmp_path):
         ),
         (
             {"PUCCICAM_CAPTURE_INTERVAL": "often"},
-            "capture.interval (from PUCCICAM_CAPTURE_INTERVAL): expected a float",
+            "capture.interval (from PUCCICAM_CAPTURE_INTERVAL): expected a number",
+        ),
+        (
+            {"PUCCICAM_CAPTURE_WIDTH": "wide"},
+            "capture.width (from PUCCICAM_CAPTURE_WIDTH): expected an integer, got 'wide'",
         ),
         ({"PUCCICAM_CAPTURE_JPEG_QUALITY": "101"}, "capture.jpeg_quality"),
         ({"PUCCICAM_CAPTURE_OVERLAY": "maybe"}, "capture.overlay"),
         ({"PUCCICAM_LOG_LEVEL": "LOUD"}, "log_level"),
-        ({"PUCCICAM_CAMERA_SORCE": "x"}, "unknown environment variable PUCCICAM_CAMERA_SORCE"),
+        ({"PUCCICAM_WEB_LOGIN_LIMIT_IP": "ten per minute"}, "web.login_limit_ip"),
+        ({"PUCCICAM_WEB_LOGIN_LIMIT_USER": "20 per fortnight"}, "web.login_limit_user"),
     ],
 )
 def test_bad_environment_values_name_the_key(env, message):
@@ -70,7 +75,7 @@ def test_bad_environment_values_name_the_key(env, message):
     ("text", "message"),
     [
         ("[capture]\ninterval = 'fast'\n", "capture.interval"),
-        ("[capture]\nintervall = 5\n", "unknown configuration key 'capture.intervall'"),
+        ("[capture]\nintervall = 5\n", "unknown configuration key 'intervall' in \\[capture\\]"),
         ("[cam]\nsource = 'x'\n", r"unknown section \[cam\]"),
         ("[capture\n", "not valid TOML"),
         ("[capture]\noverlay = 1\n", "capture.overlay"),
@@ -158,3 +163,92 @@ def test_a_short_secret_key_is_refused_and_not_shown(tmp_path):
     )
     assert config.web.secret_key == "k" * 32
     assert load_config(env={"PUCCICAM_DATA_DIR": str(tmp_path)}).web.secret_key == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        (
+            "[capture]\nintervall = 5\n",
+            "did you mean 'interval' under [capture] (capture.interval)?",
+        ),
+        ("interval = 5\n", "did you mean 'interval' under [capture] (capture.interval)?"),
+        ("[capture]\nretention_hours = 5\n", "'retention_hours' under [storage]"),
+        ("[web]\nlogin_limit = '1 per day'\n", "(web.login_limit_ip)?"),
+        ("log_levle = 'DEBUG'\n", "'log_level' at the top of the file"),
+        ("[captur]\ninterval = 5\n", "did you mean [capture]?"),
+    ],
+)
+def test_unknown_toml_key_names_the_file_and_the_closest_key(tmp_path, text, suggestion):
+    toml = tmp_path / "typo.toml"
+    toml.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(toml, env={})
+    message = str(caught.value)
+    assert str(toml) in message and suggestion in message
+    assert "pet.contact_url" not in message  # no dump of every key
+
+
+def test_unknown_environment_variable_warns_once_and_is_ignored(caplog, monkeypatch):
+    monkeypatch.setattr("puccicam.config._warned", set())
+    env = {"PUCCICAM_CAMERA_SORCE": "x", "PUCCICAM_CAPTURE_INTERVAL": "60"}
+    with caplog.at_level("WARNING", logger="puccicam.config"):
+        assert load_config(env=env).capture.interval == 60
+        load_config(env=env)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "ignoring unknown environment variable PUCCICAM_CAMERA_SORCE; "
+        "did you mean PUCCICAM_CAMERA_SOURCE (camera.source)?"
+    ]
+
+
+def test_an_unknown_variable_stops_no_command(tmp_path):
+    from click.testing import CliRunner
+
+    from puccicam.cli import main
+
+    result = CliRunner().invoke(
+        main, ["config", "--data-dir", str(tmp_path)], env={"PUCCICAM_TEST_DEVICE": "/dev/x"}
+    )
+    assert result.exit_code == 0 and "configuration ok" in result.output
+
+
+@pytest.mark.parametrize("level", ["debug", "Warning", "ERROR"])
+def test_log_level_from_the_environment_is_case_insensitive(level):
+    assert load_config(env={"PUCCICAM_LOG_LEVEL": level}).log_level == level.upper()
+
+
+def test_rate_limits_parse_as_flask_limiter_reads_them():
+    config = load_config(env={"PUCCICAM_WEB_LOGIN_LIMIT_IP": "5/minute, 20 per hour"})
+    assert config.web.login_limit_ip == "5/minute, 20 per hour"
+
+
+def test_a_relative_pet_photo_is_taken_from_the_config_files_directory(tmp_path, good_frame):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "pucci.jpg").write_bytes(good_frame)
+    toml = tmp_path / "etc" / "p.toml"
+    toml.write_text("[pet]\nphoto = 'pucci.jpg'\n")
+    assert load_config(toml, env={}).pet.photo == str(tmp_path / "etc" / "pucci.jpg")
+
+
+def test_a_missing_pet_photo_is_refused_at_load(tmp_path):
+    toml = tmp_path / "p.toml"
+    toml.write_text("[pet]\nphoto = 'gone.jpg'\n")
+    with pytest.raises(
+        ConfigError, match=f"pet.photo \\(from {toml}\\): no file at {tmp_path}/gone.jpg"
+    ):
+        load_config(toml, env={})
+
+
+def test_a_relative_pet_photo_is_served_not_a_500(tmp_path, monkeypatch):
+    from tests.helpers.frames import frame_bytes
+    from webapp import create_app
+
+    portrait = frame_bytes("good-coffee-422.jpg")  # not the bundled portrait's bytes
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "pucci.jpg").write_bytes(portrait)
+    toml = tmp_path / "etc" / "p.toml"
+    toml.write_text(f"data_dir = '{tmp_path / 'data'}'\n[pet]\nphoto = 'pucci.jpg'\n")
+    monkeypatch.chdir(tmp_path)  # not the config file's directory
+    response = create_app(load_config(toml, env={})).test_client().get("/pet.jpg")
+    assert response.status_code == 200 and response.data == portrait

@@ -178,7 +178,7 @@ def _check_new_photos(store: PhotoStore, checked: set[str]) -> int:
 def test_sigkill_at_random_moments_never_leaves_a_partial_photo(tmp_path, grabs):
     """The issue's 200 kills (quick: 20), half timed to land inside a save."""
     kills = scaled(20, 200)
-    seed = int(os.environ.get("PUCCICAM_SEED", random.randrange(2**32)))
+    seed = int(os.environ.get("PCTEST_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
     frames = _frames(tmp_path, GOOD)
     data = tmp_path / "data"

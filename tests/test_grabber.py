@@ -123,6 +123,20 @@ def test_short_interval_keeps_the_device_open_and_drains_stale_frames(make_confi
     assert camera.reads == 2 + saved + 2 * (saved - 1)  # warm-up once, then drain 2 per shot
 
 
+def test_camera_unplugged_after_working_is_lost_then_ready_again(
+    make_config, clock, camera, caplog
+):
+    clock.at(EPOCH + 100, camera.unplug)
+    clock.at(EPOCH + 700, camera.plug_in)
+    clock.stop_at = EPOCH + 1000
+    grabber = grabber_for(make_config(capture__interval=300, camera__backoff_max=60), camera, clock)
+    with caplog.at_level(logging.INFO):
+        grabber.run()
+    assert caplog.text.count("lost:") == 1 and "not found" not in caplog.text
+    assert caplog.text.count("ready again") == 1
+    assert grabber.status.camera_found
+
+
 def test_unplugged_camera_backs_off_logs_once_and_resumes(make_config, clock, camera, caplog):
     camera.unplug()
     clock.at(EPOCH + 200, camera.plug_in)
@@ -132,8 +146,9 @@ def test_unplugged_camera_backs_off_logs_once_and_resumes(make_config, clock, ca
         grabber.run()
     backoffs = [s for s in clock.sleeps if s in (1, 2, 4, 8, 16, 32, 60)]
     assert backoffs[:7] == [1, 2, 4, 8, 16, 32, 60]  # capped exponential backoff
-    assert caplog.text.count("lost:") == 1  # logged once per state change
-    assert caplog.text.count("ready again") == 1
+    # Never opened since start: "not found", logged once; then "ready", not "again".
+    assert caplog.text.count("not found:") == 1 and "lost" not in caplog.text
+    assert caplog.text.count("camera fake ready") == 1 and "ready again" not in caplog.text
     assert grabber.status.saved >= 1
     first = next(grabber.store.photos())
     assert EPOCH + 200 <= first.taken_at <= EPOCH + 200 + 60  # within the backoff cap
@@ -331,3 +346,57 @@ def test_a_camera_gone_for_days_keeps_the_backoff_capped(make_config, clock, cam
     grabber.run()  # over 4,000 failures in a row: no overflow, no busy loop
     assert grabber.status.failed > 4000
     assert max(clock.sleeps) <= 60 and min(clock.sleeps[-100:]) == 60
+
+
+def _off_the_tick(taken: list[float], interval: float) -> list[float]:
+    """How far each photo landed from its nearest boundary, in seconds (signed)."""
+    return [t - round(t / interval) * interval for t in taken]
+
+
+def test_with_the_device_closed_photos_land_on_the_boundary_not_after_the_warm_up(
+    make_config,
+):
+    # 13 warm-up frames at 30 fps take 0.43 s after the 3 s delay: the schedule starts
+    # early by the whole capture, not just by the delay.
+    clock = FakeClock(EPOCH + 17.3, stop_at=EPOCH + 17.3 + 3600)
+    camera = FakeCamera([frame_bytes("good-chelsea.jpg")], clock, frame_period=1 / 30)
+    config = make_config(camera__warmup_delay=3, camera__warmup_frames=13, capture__interval=300)
+    grabber = grabber_for(config, camera, clock)
+    grabber.run()
+    taken = [p.taken_at for p in grabber.store.photos()][1:]  # the first is taken at once
+    assert len(taken) == 12
+    assert all(abs(off) < 1e-6 for off in _off_the_tick(taken, 300)), _off_the_tick(taken, 300)
+
+
+@pytest.mark.slow
+def test_photos_land_within_0_2_s_of_the_tick_at_real_time(make_config, tmp_path):
+    """The replay camera at real time, the device closed between photos: what the README
+    promises (the boundary, within 0.2 s), measured on the wall clock."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "a.jpg").write_bytes(frame_bytes("good-chelsea.jpg"))
+    interval = 1.0
+    config = make_config(
+        **{
+            "camera.source": f"replay:{frames}",
+            "camera.fps": 30,
+            "camera.warmup_delay": 0.2,
+            "camera.warmup_frames": 13,
+            "camera.keep_open_below": 0,
+            "capture.interval": interval,
+        },
+    )
+    grabber = make_grabber(config, notifier=Notifier({}), stop=threading.Event())
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while grabber.status.saved < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        grabber.stop.set()
+        thread.join(5)
+    taken = [p.taken_at for p in grabber.store.photos()][1:]
+    assert len(taken) >= 5
+    offsets = _off_the_tick(taken, interval)
+    assert all(abs(off) <= 0.2 for off in offsets), offsets

@@ -57,7 +57,7 @@ def _wrk(base: str, mix: Path, clients: int, seconds: int) -> dict:
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "PUCCICAM_LOAD_MIX": str(mix)},
+        env={**os.environ, "PCTEST_LOAD_MIX": str(mix)},
         timeout=seconds + 60,
     ).stdout
     result = {

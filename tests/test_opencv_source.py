@@ -126,8 +126,8 @@ def test_replay_of_a_missing_directory(tmp_path):
 
 @pytest.mark.hardware
 def test_real_camera_gives_raw_mjpeg_that_validates(make_config):
-    """Needs a UVC camera at /dev/video0 (or $PUCCICAM_TEST_DEVICE): pytest --hardware."""
-    device = os.environ.get("PUCCICAM_TEST_DEVICE", "/dev/video0")
+    """Needs a UVC camera at /dev/video0 (or $PCTEST_DEVICE): pytest --hardware."""
+    device = os.environ.get("PCTEST_DEVICE", "/dev/video0")
     config = make_config(camera__source=device, camera__warmup_delay=2, camera__warmup_frames=13)
     source = open_source(device, width=320, height=240, fps=30)
     grabber = make_grabber(config, source=source, notifier=Notifier({}))

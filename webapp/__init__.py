@@ -20,6 +20,7 @@ from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
@@ -38,6 +39,7 @@ from webapp.security import (
     add_security_headers,
     here,
     load_secret_key,
+    refuse_leading_doubled_slash,
     refuse_nameless_fields,
     refuse_undecodable_query,
 )
@@ -175,11 +177,17 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     # Before CSRFProtect's check, which fails on what they refuse.
     app.before_request(refuse_nameless_fields)
     app.before_request(refuse_undecodable_query)
+    app.before_request(refuse_leading_doubled_slash)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
     with app.app_context():
-        db.create_all()
+        try:
+            db.create_all()
+        except DBAPIError as exc:  # not an SQLite file, read-only, locked
+            raise DataDirError(
+                f"database {config.database_path} is not usable: {exc.orig}"
+            ) from exc
 
     from webapp import auth, errors, gallery, live, public
 

@@ -25,7 +25,7 @@ from werkzeug.http import is_resource_modified, parse_cookie
 
 from camera.store import PhotoStore
 from webapp.requestlog import log_request
-from webapp.security import drop_unparseable_dates, security_headers
+from webapp.security import drop_unparseable_dates, leading_doubled_slash, security_headers
 from webapp.sessions import VersionReader, current_user_id
 
 PREFIXES = {"/photos/": False, "/thumbs/": True}  # route -> is a thumbnail
@@ -170,7 +170,12 @@ class PhotoFastPath:
         path_info = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
         thumb = PREFIXES.get(path_info[:8])
-        if thumb is None or method not in ("GET", "HEAD") or any(map(environ.get, _FLASK_ONLY)):
+        if (
+            thumb is None
+            or method not in ("GET", "HEAD")
+            or any(map(environ.get, _FLASK_ONLY))
+            or leading_doubled_slash(environ)  # //photos/NAME: Flask's 404
+        ):
             return self.next(environ, start_response)
         started = time.perf_counter()
         user = self._user(environ)

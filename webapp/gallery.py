@@ -20,6 +20,7 @@ from camera.status import read_status
 from camera.store import Photo, parse_name
 from webapp import state
 from webapp.fastpath import CACHE_CONTROL, etag_for
+from webapp.health import health
 from webapp.i18n import ago, when
 from webapp.thumbs import thumbnail
 
@@ -50,19 +51,6 @@ def _send(path):
     response = send_file(path, mimetype="image/jpeg", etag=etag_for(path.stat()))
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response
-
-
-def _health(latest: Photo | None) -> dict:
-    """Is the camera offline, and is the newest photo late?"""
-    current = state()
-    status = read_status(current.config.status_path)
-    interval = status.interval if status and status.interval else current.config.capture.interval
-    late = latest is None or time.time() - latest.taken_at > 2 * interval + 60
-    return {
-        "offline": bool(status and status.camera == "missing"),
-        "late": late,
-        "interval": interval,
-    }
 
 
 def _timeline(since: float, now: float, interval: float) -> list[dict]:
@@ -114,15 +102,15 @@ def index():
         for _hour, grouped in groupby(local, key=lambda item: item[1].strftime("%Y%m%d%H"))
         for group in [list(grouped)]
     ]
-    health = _health(latest)
+    checked = health(latest)
     return render_template(
         "gallery.html",
         latest=latest,
         hours=hours,
         older=page[-1].name if has_older and page else None,
         newer=page[0].name if has_newer and page else None,
-        timeline=_timeline(since, now, health["interval"]),
-        health=health,
+        timeline=_timeline(since, now, checked["interval"]),
+        health=checked,
         when=when,
         ago=ago,
         refresh_ms=int(current.config.web.refresh_seconds * 1000),
@@ -168,8 +156,8 @@ def thumb_bytes(name: str):
 def latest_json():
     """What the gallery page polls to swap in a new photo without reloading."""
     latest = state().store.latest()
-    health = _health(latest)
-    body = {"offline": health["offline"], "late": health["late"], "name": None}
+    checked = health(latest)
+    body = {"offline": checked["offline"], "late": checked["late"], "name": None}
     if latest is not None:
         body.update(
             name=latest.name,

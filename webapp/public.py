@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from flask import (
 )
 
 from webapp import state
+from webapp.health import health
 from webapp.i18n import LANG_COOKIE, LANGUAGES
 from webapp.security import safe_next
 
@@ -48,10 +48,7 @@ def portrait():
 @bp.route("/healthz")
 def healthz():
     """200 while photos keep coming, 503 when the newest is too old; nothing else."""
-    current = state()
-    latest = current.store.latest()
-    limit = 2 * current.config.capture.interval + current.config.camera.warmup_delay + 60
-    fresh = latest is not None and time.time() - latest.taken_at <= limit
+    fresh = not health(state().store.latest())["late"]
     response = jsonify(status="ok" if fresh else "stale")
     response.status_code = 200 if fresh else 503
     response.headers["Cache-Control"] = "no-store"

@@ -23,6 +23,7 @@ def log_request(method: str, path: str, status: int | str, started: float, user:
         method,
         quote(path, safe=_PATH_SAFE, errors="replace"),
         status,
-        (time.perf_counter() - started) * 1000,
+        # Never "-0.0ms": a reading a hair before ``started`` rounds to a negative zero.
+        max(0.0, (time.perf_counter() - started) * 1000),
         user,
     )

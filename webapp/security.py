@@ -115,6 +115,23 @@ def refuse_undecodable_query() -> None:
         abort(400)
 
 
+def leading_doubled_slash(environ) -> bool:
+    """Does the request target start with "//"? waitress strips leading slashes from
+    PATH_INFO (and werkzeug's router strips them again), so only the target as sent
+    (``REQUEST_URI``, or an absolute-form target's path) still shows them."""
+    target = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+    if not target.startswith("/"):  # absolute form: http://host//gallery
+        target = urlsplit(target).path
+    return target.startswith("//")
+
+
+def refuse_leading_doubled_slash() -> None:
+    """``//gallery`` is a 404 like every doubled slash (``_Map`` does not merge them), not
+    the page at ``/gallery``: a path is either the one the site links to or nothing."""
+    if leading_doubled_slash(request.environ):
+        abort(404)
+
+
 def here() -> str:
     """This page's path and query: where to come back to after login or a language switch.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+from collections.abc import Callable
 
 from flask import Flask
 from waitress.adjustments import Adjustments
@@ -37,19 +38,25 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
             "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
             "clear_untrusted_proxy_headers": True,
         }
-    adj = Adjustments(
-        host=host or web.host,
-        port=web.port if port is None else port,
-        # Each live stream holds a thread while it runs: they get their own, so the
-        # gallery, photos and login keep ``web.threads`` (webapp/live.py).
-        threads=web.threads + (config.live.max_viewers if config.live.enabled else 0),
-        channel_timeout=web.channel_timeout,
-        max_request_body_size=web.max_body_kb * 1024,
-        max_request_header_size=16 * 1024,
-        ident="puccicam",
-        expose_tracebacks=False,
-        **proxy,
-    )
+    host, port = host or web.host, web.port if port is None else port
+    try:
+        adj = Adjustments(
+            host=host,
+            port=port,
+            # Each live stream holds a thread while it runs: they get their own, so the
+            # gallery, photos and login keep ``web.threads`` (webapp/live.py).
+            threads=web.threads + (config.live.max_viewers if config.live.enabled else 0),
+            channel_timeout=web.channel_timeout,
+            max_request_body_size=web.max_body_kb * 1024,
+            max_request_header_size=16 * 1024,
+            ident="puccicam",
+            expose_tracebacks=False,
+            **proxy,
+        )
+    except (OSError, ValueError) as exc:  # waitress resolves the host here (gaierror)
+        cause = exc.__context__ if isinstance(exc.__context__, OSError) else exc
+        reason = getattr(cause, "strerror", None) or cause
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from exc
     # waitress counts its own sockets (each listening socket and its wake-up pipe) against
     # the limit; the configured number is client connections.
     adj.connection_limit = web.connection_limit + 2 * len(adj.listen)
@@ -69,6 +76,32 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
         return servers[0]
     listen = [(server.effective_host, server.effective_port) for server in servers]
     return MultiSocketServer(socket_map, adj, listen, dispatcher)
+
+
+class _LateApp:
+    """The WSGI app, given once the sockets are bound (see :func:`bind_then_build`)."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def bind_then_build(config: Config, build: Callable[[], Flask]):
+    """Listen first, then ``build()`` the app: a port in use or an unknown host is
+    reported before anything (data dir, secret key, demo account) is created.
+
+    :raises ListenError: as :func:`make_server`.
+    """
+    late = _LateApp()
+    server = make_server(late, config)  # type: ignore[arg-type]
+    try:
+        late.app = build()
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 class _Stop(SystemExit):

@@ -59,8 +59,10 @@ class FakeCamera(SourceBase):
         frames: Sequence[bytes],
         clock: FakeClock | None = None,
         read_timeout: float = 5.0,
+        frame_period: float = 0.0,
     ) -> None:
         self.name = "fake"
+        self.frame_period = frame_period  # each read takes this long on the clock (1/fps)
         self.frames = list(frames)
         self.clock = clock
         self.read_timeout = read_timeout
@@ -112,6 +114,8 @@ class FakeCamera(SourceBase):
                 self.clock.advance(self.read_timeout)
             raise CameraUnavailable(f"fake camera delivered no frame within {self.read_timeout} s")
         self.reads += 1
+        if self.clock is not None and self.frame_period:
+            self.clock.advance(self.frame_period)
         now = self.clock.now() if self.clock else 0.0
         if self.garbage_left:
             self.garbage_left -= 1

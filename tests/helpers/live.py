@@ -57,8 +57,8 @@ class ServerProcess:
         self.log = log
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
         try:
-            # The test's own PUCCICAM_SOAK and friends are no config keys: puccicam
-            # refuses unknown PUCCICAM_* variables, so only ``env`` passes.
+            # Settings from the developer's shell would change what is measured: only
+            # the test's own ``env`` configures the server.
             inherited = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM_")}
             self.proc = subprocess.Popen(
                 args, stdout=out, stderr=out, env={**inherited, **(env or {})}

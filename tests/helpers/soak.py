@@ -1,7 +1,7 @@
 """Quick or full: how hard the fault, load and hostile-input tests push, and their figures.
 
 ``scripts/test`` runs every test at its quick scale (CI's short version); ``scripts/soak``
-sets ``PUCCICAM_SOAK=1`` and runs the same tests at full scale, as the issue asks (200
+sets ``PCTEST_SOAK=1`` and runs the same tests at full scale, as the issue asks (200
 SIGKILLs, 60 s of load from 100 clients, thousands of fuzz cases). An environment
 variable rather than a pytest option, because hypothesis reads example counts when the
 test module is imported, before any option is parsed.
@@ -17,10 +17,10 @@ import json
 import os
 from pathlib import Path
 
-SOAK = os.environ.get("PUCCICAM_SOAK") == "1"
+SOAK = os.environ.get("PCTEST_SOAK") == "1"
 RESULTS = Path(
     os.environ.get(
-        "PUCCICAM_RESULTS",
+        "PCTEST_RESULTS",
         Path(__file__).resolve().parents[2] / "test-artifacts" / "resilience.json",
     )
 )
