@@ -11,6 +11,10 @@ class CameraUnavailable(CameraError):
     """The camera cannot be opened or stopped delivering frames (unplugged, busy, hung)."""
 
 
+class Interrupted(CameraError):
+    """The grabber was asked to stop in the middle of a capture."""
+
+
 class CorruptFrame(CameraError):
     """A frame failed validation; ``reason`` is a short stable code for counting."""
 

@@ -395,6 +395,15 @@ def test_status_does_not_take_a_reused_pid_for_the_grabber(runner, tmp_path):
     assert _status_lines(runner, tmp_path)["grabber"] == "not running (last pid 1)"
 
 
+def test_status_shows_the_camera_mode_and_viewers(runner, tmp_path):
+    from camera.status import Status, write_status
+
+    write_status(tmp_path / "status.json", Status(pid=1, camera="ok"))
+    assert _status_lines(runner, tmp_path)["mode"] == "interval"
+    write_status(tmp_path / "status.json", Status(pid=1, camera="ok", mode="live", viewers=3))
+    assert _status_lines(runner, tmp_path)["mode"] == "live view, 3 viewer(s)"
+
+
 # -- check ------------------------------------------------------------------------------
 
 

@@ -179,6 +179,17 @@ def test_status_page_reads_the_status_file(auth, client, app, photos):
         )
     page = client.get("/status").get_data(as_text=True)
     assert "42" in page and "blank" in page and "working" in page
+    assert "interval photos" in page
+
+
+def test_status_page_shows_live_view_and_its_viewers(auth, client, app, photos):
+    from webapp import state
+
+    auth.create()
+    auth.login()
+    with app.app_context():
+        write_status(state().config.status_path, Status(camera="ok", mode="live", viewers=2))
+    assert "live view, 2 viewers" in client.get("/status").get_data(as_text=True)
 
 
 def test_fast_path_serves_photos_without_flask_dispatch(auth, client, app, photos):

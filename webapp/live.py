@@ -97,7 +97,7 @@ class LiveHub:
         self._lock = threading.Lock()
         self.streams = 0
         self.online: bool | None = None  # None: no stream has heard from the grabber yet
-        self._frames: deque[float] = deque(maxlen=64)
+        self._frames: deque[float] = deque(maxlen=1024)  # 3 s of 10 viewers at 30 fps
 
     def acquire(self) -> bool:
         with self._lock:
