@@ -133,3 +133,41 @@ def test_real_camera_gives_raw_mjpeg_that_validates(make_config):
     grabber = make_grabber(config, source=source, notifier=Notifier({}))
     photo = grabber.run_once()
     assert validate_jpeg(grabber.store.read(photo.name)).image.shape == (240, 320, 3)
+
+
+def test_live_view_from_a_video_file_sends_whole_jpegs(video_file, make_config):
+    """Decoded sources (video files, IP cameras, YUYV cameras) go live too: the grabber
+    encodes their frames as JPEG for the viewers."""
+    import socket
+    import tempfile
+    import threading
+
+    from camera.live import FRAME, HELLO, decode
+    from camera.validate import validate_structure
+
+    sockets = Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
+    config = make_config(live__socket=str(sockets / "live.sock"), capture__interval=60)
+    grabber = make_grabber(config, source=OpenCVSource(str(video_file)), notifier=Notifier({}))
+    thread = threading.Thread(target=grabber.run, daemon=True)
+    thread.start()
+    try:
+        path = str(sockets / "live.sock")
+        for _ in range(100):
+            if Path(path).exists():
+                break
+            threading.Event().wait(0.05)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as viewer:
+            viewer.settimeout(10)
+            viewer.connect(path)
+            viewer.send(HELLO)
+            kinds = []
+            for _ in range(5):
+                kind, _taken, payload = decode(viewer.recv(2**22))
+                kinds.append(kind)
+                if kind == FRAME:
+                    validate_structure(payload)
+        # A file runs out (then the viewers are told "offline" and it is reopened).
+        assert kinds.count(FRAME) >= 3
+    finally:
+        grabber.request_stop()
+        thread.join(10)
