@@ -393,10 +393,12 @@ quiet = with_config(preset=lambda _params, _common: {"log_level": "WARNING"})
 @password_stdin_option
 def user_add(config: Config, name: str, email: str | None, password_stdin: bool) -> None:
     """Create an owner account (8 to 72 bytes of password)."""
-    from webapp.accounts import check_password_policy
+    from webapp.accounts import check_new_account, check_password_policy
 
+    # Everything that can be refused is, before the data dir, key and database exist.
+    check_new_account(name, email)
     password = _read_password(password_stdin)
-    check_password_policy(password)  # before the data dir, key and database are created
+    check_password_policy(password)
     with _accounts(config) as accounts:
         accounts.add(name, password, email)
     click.echo(f"account {name} created")

@@ -94,6 +94,15 @@ def test_names_that_differ_only_by_case_are_one_name(user_cli):
     )
 
 
+@pytest.mark.parametrize(
+    "args", [["bad name"], [".dot"], ["owner", "--email", "not an address"], ["a" * 65]]
+)
+def test_a_refused_name_or_email_leaves_nothing_behind(user_cli, tmp_path, args):
+    result = user_cli("add", *args, "--password-stdin", input="a good password\n")
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert not (tmp_path / "data").exists()  # no data dir, secret key or database
+
+
 def test_list_on_a_mistyped_data_dir_creates_nothing(user_cli, tmp_path):
     result = user_cli("list")
     assert result.exit_code == 1

@@ -146,6 +146,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         BABEL_DEFAULT_TIMEZONE=_system_timezone(),
         LOGIN_LIMIT_IP=web.login_limit_ip,
         LOGIN_LIMIT_USER=web.login_limit_user,
+        # Slowed login attempts that may wait at once: half the threads (webapp/auth.py).
+        LOGIN_WAITERS=max(1, web.threads // 2),
         HSTS=web.https,
     )
     app.config.update(overrides)

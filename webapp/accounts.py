@@ -23,10 +23,26 @@ log = logging.getLogger(__name__)
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Only the shape: something, an @, a host. Who reads it is a person, not a mailer.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}$")
 
 
 class AccountError(Exception):
     """An account operation was refused; the message says why and what to do."""
+
+
+def check_new_account(username: str, email: str | None) -> None:
+    """:raises AccountError: the name (or e-mail address) is not one an account may have.
+
+    Checked by ``Accounts.add`` and, before anything is created, by ``puccicam user add``.
+    """
+    if not _USERNAME.match(username):
+        raise AccountError(
+            "a username is 1 to 64 letters, digits, dots, dashes or underscores, "
+            "starting with a letter or digit"
+        )
+    if email is not None and not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an e-mail address (name@host, at most 254 bytes)")
 
 
 def check_password_policy(password: str) -> None:
@@ -88,11 +104,7 @@ class Accounts:
         return db.session.execute(select(User.id).limit(1)).first() is not None
 
     def add(self, username: str, password: str, email: str | None = None) -> User:
-        if not _USERNAME.match(username):
-            raise AccountError(
-                "a username is 1 to 64 letters, digits, dots, dashes or underscores, "
-                "starting with a letter or digit"
-            )
+        check_new_account(username, email)
         existing = self.find(username)
         if existing is not None:
             raise AccountError(
