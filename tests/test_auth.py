@@ -438,3 +438,36 @@ def test_a_real_server_lets_the_owner_in_while_a_stranger_guesses_her_name(tmp_p
         assert from_one == [401] * 10 + [429]
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_slowed_logins_never_starve_the_site(tmp_path, make_config):
+    """``puccicam serve`` (4 threads): a name under attack, 12 slowed attempts at once from
+    12 addresses; the site keeps answering and the surplus gets a 429 at once."""
+    import concurrent.futures
+    import urllib.request
+
+    from tests.helpers.live import ServerProcess
+    from webapp import create_app, state
+
+    data = tmp_path / "data"
+    with create_app(make_config(data_dir=data, web__bcrypt_rounds=4)).app_context():
+        state().accounts.add("alice", PASSWORD)
+    server = ServerProcess(data, env={"PUCCICAM_WEB_BCRYPT_ROUNDS": "4"})
+    try:
+        for i in range(26):  # past web.login_limit_user: every attempt for alice waits 3 s
+            assert _login_from(server.port, f"127.0.1.{1 + i % 8}", "alice", "nope") == 401
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            attempts = [
+                pool.submit(_login_from, server.port, f"127.0.2.{i}", "alice", "nope")
+                for i in range(1, 13)
+            ]
+            time.sleep(0.5)  # they are in, waiting
+            started = time.monotonic()
+            with urllib.request.urlopen(server.base + "/login", timeout=10) as page:
+                assert page.status == 200
+            assert time.monotonic() - started < 1.0  # a thread was free for it
+            codes = sorted(f.result() for f in attempts)
+        assert 401 in codes and 429 in codes  # some waited, the rest were turned away
+    finally:
+        server.stop()
