@@ -342,19 +342,12 @@ def status(config: Config, as_json: bool) -> None:
 @contextlib.contextmanager
 def _accounts(config: Config):
     """The accounts of this data dir, inside the app's context; a database that cannot be
-    used (not SQLite, read-only, locked) is a one-line DataDirError."""
-    from sqlalchemy.exc import DBAPIError
-
-    from camera.errors import DataDirError
+    used (not SQLite, read-only, locked) is a one-line DatabaseUnusable."""
     from webapp import create_app, state
+    from webapp.accounts import usable_database
 
-    with create_app(config).app_context():
-        try:
-            yield state().accounts
-        except DBAPIError as exc:
-            raise DataDirError(
-                f"database {config.database_path} is not usable: {exc.orig}"
-            ) from exc
+    with create_app(config).app_context(), usable_database(config.database_path):
+        yield state().accounts
 
 
 def _has_accounts_db(config: Config) -> bool:

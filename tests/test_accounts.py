@@ -124,3 +124,35 @@ def test_a_database_that_is_not_sqlite_is_one_line_not_a_traceback(user_cli, tmp
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: database ") and "not usable" in result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_an_unusable_database_is_one_domain_error_at_start_and_in_commands(
+    user_cli, tmp_path, make_config
+):
+    import sqlite3
+
+    from puccicam.cli import _accounts
+    from webapp import create_app
+    from webapp.accounts import DatabaseUnusable
+
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "puccicam.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    config = make_config(data_dir=data, web__bcrypt_rounds=4)
+    with pytest.raises(DatabaseUnusable, match=f"^database {database} is not usable: file is"):
+        create_app(config)
+    # A database the app starts on (the table exists) but whose queries fail.
+    database.unlink()
+    with sqlite3.connect(database) as conn:
+        conn.execute('CREATE TABLE "user" (id INTEGER PRIMARY KEY)')
+    conn.close()
+    unusable = pytest.raises(DatabaseUnusable, match=f"^database {database} is not usable: no")
+    with unusable, _accounts(config) as accounts:
+        accounts.all()
+    result = user_cli("list")
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"Error: database {database} is not usable: no such column: user.username\n"
+    )

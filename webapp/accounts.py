@@ -8,13 +8,17 @@ take as long as known ones.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import bcrypt
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
+from camera.errors import DataDirError
 from webapp.extensions import db
 from webapp.models import User
 
@@ -27,6 +31,20 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class AccountError(Exception):
     """An account operation was refused; the message says why and what to do."""
+
+
+class DatabaseUnusable(DataDirError):
+    """The accounts database cannot be used: not an SQLite file, read-only, locked."""
+
+
+@contextlib.contextmanager
+def usable_database(path: Path) -> Iterator[None]:
+    """Turn a database failure inside into one :class:`DatabaseUnusable` naming the file,
+    for the app's start and the ``user`` commands alike."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise DatabaseUnusable(f"database {path} is not usable: {exc.orig}") from exc
 
 
 def check_password_policy(password: str) -> None:
