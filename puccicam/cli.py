@@ -428,8 +428,8 @@ def user_remove(config: Config, name: str) -> None:
     """Delete an owner account (its sessions end at once)."""
     _require_account(config, name)
     with _accounts(config) as accounts:
-        accounts.remove(name)
-    click.echo(f"account {name} removed")
+        stored = accounts.remove(name)
+    click.echo(f"account {stored} removed")
 
 
 @user.command("passwd")
@@ -444,8 +444,8 @@ def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     check_password_policy(password)
     with _accounts(config) as accounts:
-        accounts.set_password(name, password)
-    click.echo(f"password of {name} changed; its sessions have ended")
+        stored = accounts.set_password(name, password)
+    click.echo(f"password of {stored} changed; its sessions have ended")
 
 
 @main.command()

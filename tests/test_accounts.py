@@ -156,3 +156,26 @@ def test_an_unusable_database_is_one_domain_error_at_start_and_in_commands(
         result.output
         == f"Error: database {database} is not usable: no such column: user.username\n"
     )
+
+
+def test_remove_and_passwd_by_another_spelling_report_the_stored_name(user_cli):
+    user_cli("add", "alice", "--password-stdin", input="a good password\n")
+    changed = user_cli("passwd", "ALICE", "--password-stdin", input="a newer password\n")
+    assert changed.output == "password of alice changed; its sessions have ended\n"
+    removed = user_cli("remove", "Alice")
+    assert removed.exit_code == 0 and removed.output == "account alice removed\n"
+
+
+def test_remove_and_passwd_by_another_spelling_log_the_stored_name(make_config, caplog):
+    from webapp import create_app, state
+
+    app = create_app(make_config(web__bcrypt_rounds=4))
+    with app.app_context(), caplog.at_level("INFO", logger="webapp.accounts"):
+        state().accounts.add("bob", "a good password")
+        assert state().accounts.set_password("BOB", "a newer password") == "bob"
+        assert state().accounts.remove("Bob") == "bob"
+    assert [r.getMessage() for r in caplog.records] == [
+        "account bob created",
+        "password of bob changed; its sessions ended",
+        "account bob removed",
+    ]

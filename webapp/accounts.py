@@ -125,21 +125,26 @@ class Accounts:
         log.info("account %s created", username)
         return user
 
-    def remove(self, username: str) -> None:
+    def remove(self, username: str) -> str:
+        """Delete the account of that name in any case; returns the name as stored."""
         user = self._existing(username)
+        stored = user.username
         db.session.delete(user)
         db.session.commit()
         self.on_sessions_ended()
-        log.info("account %s removed", username)
+        log.info("account %s removed", stored)
+        return stored
 
-    def set_password(self, username: str, password: str) -> None:
-        """Change a password and end every session of that user."""
+    def set_password(self, username: str, password: str) -> str:
+        """Change a password and end every session of that user; returns the name as
+        stored."""
         user = self._existing(username)
         user.password_hash = hash_password(password, self.rounds)
         user.session_version += 1
         db.session.commit()
         self.on_sessions_ended()
-        log.info("password of %s changed; its sessions ended", username)
+        log.info("password of %s changed; its sessions ended", user.username)
+        return user.username
 
     def verify(self, username: str, password: str) -> User | None:
         """The user if the password is right; None otherwise, in comparable time."""
