@@ -317,9 +317,23 @@ def _warn_unknown_variable(var: str, env_keys: Mapping[str, str]) -> None:
     if var in _warned:
         return
     _warned.add(var)
-    close = difflib.get_close_matches(var, list(env_keys), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]} ({env_keys[close[0]]})?" if close else ""
+    close = _closest_variable(var, env_keys)
+    hint = f"; did you mean {close} ({env_keys[close]})?" if close else ""
     log.warning("ignoring unknown environment variable %s%s", var, hint)
+
+
+def _closest_variable(var: str, env_keys: Mapping[str, str]) -> str | None:
+    """The known variable ``var`` was probably meant to be, or None.
+
+    Compared without the shared ``PUCCICAM_`` prefix, which would make any name look
+    close; a key's own name without its section counts too (``PUCCICAM_PORT``)."""
+    typed = var.removeprefix(ENV_PREFIX)
+    by_suffix = {name.removeprefix(ENV_PREFIX): name for name in env_keys}
+    placed = [n for n, key in env_keys.items() if key.rpartition(".")[2].upper() == typed]
+    if placed:
+        return placed[0]
+    close = difflib.get_close_matches(typed, list(by_suffix), n=1, cutoff=0.8)
+    return by_suffix[close[0]] if close else None
 
 
 def _check_rate_limits(values: Mapping[str, tuple[Any, str]]) -> None:

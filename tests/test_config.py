@@ -202,6 +202,29 @@ def test_unknown_environment_variable_warns_once_and_is_ignored(caplog, monkeypa
     ]
 
 
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [
+        ("PUCCICAM_FOO", ""),
+        ("PUCCICAM_SEED", ""),
+        ("PUCCICAM_TEST_DEVICE", ""),
+        ("PUCCICAM_CAMERA_SORCE", "; did you mean PUCCICAM_CAMERA_SOURCE (camera.source)?"),
+        ("PUCCICAM_WEB_SECRETKEY", "; did you mean PUCCICAM_WEB_SECRET_KEY (web.secret_key)?"),
+        ("PUCCICAM_PORT", "; did you mean PUCCICAM_WEB_PORT (web.port)?"),
+        ("PUCCICAM_INTERVAL", "; did you mean PUCCICAM_CAPTURE_INTERVAL (capture.interval)?"),
+    ],
+)
+def test_unknown_variable_suggestions_compare_what_follows_the_prefix(
+    caplog, monkeypatch, var, hint
+):
+    monkeypatch.setattr("puccicam.config._warned", set())
+    with caplog.at_level("WARNING", logger="puccicam.config"):
+        load_config(env={var: "x"})
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignoring unknown environment variable {var}{hint}"
+    ]
+
+
 def test_an_unknown_variable_stops_no_command(tmp_path):
     from click.testing import CliRunner
 
