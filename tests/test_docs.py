@@ -258,3 +258,19 @@ def test_the_guide_stops_the_grabber_before_grab_once():
     guide = _guide()
     once = guide.index("puccicam grab --once")
     assert "systemctl stop puccicam-grabber" in guide[guide.rindex("```sh", 0, once) : once]
+
+
+@pytest.mark.parametrize("doc", KEY_TABLE_DOCS, ids=lambda p: p.name)
+def test_where_a_doc_suggests_environment_lines_it_keeps_secrets_out_of_them(doc):
+    text = doc.read_text()
+    for match in re.finditer(r"`Environment=", text):
+        end = text.find("\n##", match.start())
+        section = text[text.rfind("\n##", 0, match.start()) : end if end != -1 else None]
+        assert "systemctl show" in section and "`ps`" in section, section[:80]
+        assert "secret_key" in section or "credentials" in section, section[:80]
+
+
+def test_the_guide_says_secrets_live_in_the_0640_file():
+    guide = _guide()
+    keys = guide[guide.index("## 9.") : guide.index("<!-- keys: ")]
+    assert "web.secret_key" in keys and "0640" in keys and "credentials" in keys
