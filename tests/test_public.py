@@ -162,7 +162,7 @@ def test_a_secret_key_file_without_a_key_is_refused_not_used(make_config, left):
     config = make_config(web__bcrypt_rounds=4)
     config.data_dir.mkdir(parents=True)
     (config.data_dir / "secret_key").write_text(left)
-    with pytest.raises(DataDirError, match="no usable secret key.*delete it"):
+    with pytest.raises(DataDirError, match=r"no usable secret key.*delete it"):
         create_app(config)
 
 
