@@ -23,6 +23,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create ``path`` holding ``data``, whole or not at all, unless it exists already.
+
+    Written to a temp file and fsynced, then hard-linked into place (``link`` fails if
+    the name exists: of two processes creating it at once, one wins and the other reads
+    the winner's), then the directory fsynced: a crash never leaves a short file.
+    :raises FileExistsError: someone else created it first.
+    """
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{threading.get_ident()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
 def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, then rename.
 

@@ -51,18 +51,62 @@ class Status:
 
 
 def grabber_running(pid: int) -> bool | None:
-    """Whether ``pid`` is a live puccicam process (not a pid reused by another program);
-    None if this user cannot see it (another user's process under ``hidepid``)."""
+    """Whether ``pid`` is a live ``puccicam grab`` process: True, False (gone, a zombie,
+    or a pid reused by another program), or None if this user cannot tell (another user's
+    process under ``hidepid``). The one rule behind ``status`` and ``grab --once``."""
     if pid <= 0:
         return False
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError):
+        # Gone, or another user's hidden from us (``hidepid=2``): a signal 0 tells which.
+        return None if _exists(pid) else False
+    except OSError:  # PermissionError under ``hidepid=1``
+        return None
+    return is_grab_command([arg.decode(errors="replace") for arg in args if arg])
+
+
+def is_grab_command(argv: list[str]) -> bool:
+    """Whether ``argv`` runs puccicam's ``grab``: ``puccicam grab``,
+    ``python .../bin/puccicam grab`` (a script through its interpreter) or
+    ``python -m puccicam grab``, with any options; not any program that merely names a
+    puccicam path (``less /var/lib/puccicam/status.json``)."""
+    if not argv:  # a zombie has no arguments
+        return False
+    rest = _after_entry_point(argv)
+    return rest is not None and "grab" in rest
+
+
+def _after_entry_point(argv: list[str]) -> list[str] | None:
+    """The arguments after puccicam's entry point in ``argv``, or None if it has none."""
+    if os.path.basename(argv[0]) == "puccicam":
+        return argv[1:]
+    if not os.path.basename(argv[0]).startswith("python"):
+        return None
+    args = iter(enumerate(argv[1:], start=1))
+    for i, arg in args:
+        if arg == "-m":
+            return argv[i + 2 :] if argv[i + 1 : i + 2] == ["puccicam"] else None
+        if arg.startswith("-m"):
+            return argv[i + 1 :] if arg == "-mpuccicam" else None
+        if arg in ("-W", "-X"):  # options that take a value
+            next(args, None)
+        elif arg.startswith("-c") or arg == "-":  # a command or stdin: not puccicam
+            return None
+        elif not arg.startswith("-"):  # the script
+            return argv[i + 1 :] if os.path.basename(arg) == "puccicam" else None
+    return None
+
+
+def _exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists, whoever's it is."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
     except PermissionError:
-        return None
-    # ``python -m puccicam grab`` or ``.../venv/bin/puccicam grab``; a zombie has no args.
-    return any(os.path.basename(arg) == b"puccicam" for arg in args)
+        pass
+    return True
 
 
 def write_status(path: Path, status: Status) -> None:
@@ -95,23 +139,15 @@ def read_status(path: Path) -> Status | None:
 
 
 def live_grabber(status: Status | None) -> int | None:
-    """The pid of the grabber daemon that wrote ``status`` if it is still running, else None.
+    """The pid of the grabber daemon that wrote ``status`` if it is certainly still
+    running, else None.
 
     A daemon that stopped cleanly clears ``next_capture``; one that was killed left a pid
-    that is gone, or reused by a program that is no puccicam.
+    that is gone, or reused by another program. A process this user cannot see counts
+    as not running: ``grab --once`` refuses only a grabber it knows is there.
     """
     if status is None or not status.pid or status.next_capture is None:
         return None
     if status.pid == os.getpid():
         return None
-    try:
-        os.kill(status.pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, and another user's: the service's
-    try:
-        command = Path(f"/proc/{status.pid}/cmdline").read_bytes()
-    except OSError:
-        return status.pid  # cannot tell: better a refusal than a fight over the camera
-    return status.pid if b"puccicam" in command else None
+    return status.pid if grabber_running(status.pid) is True else None

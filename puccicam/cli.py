@@ -346,19 +346,12 @@ def status(config: Config, as_json: bool) -> None:
 @contextlib.contextmanager
 def _accounts(config: Config):
     """The accounts of this data dir, inside the app's context; a database that cannot be
-    used (not SQLite, read-only, locked) is a one-line DataDirError."""
-    from sqlalchemy.exc import DBAPIError
-
-    from camera.errors import DataDirError
+    used (not SQLite, read-only, locked) is a one-line DatabaseUnusable."""
     from webapp import create_app, state
+    from webapp.accounts import usable_database
 
-    with create_app(config).app_context():
-        try:
-            yield state().accounts
-        except DBAPIError as exc:
-            raise DataDirError(
-                f"database {config.database_path} is not usable: {exc.orig}"
-            ) from exc
+    with create_app(config).app_context(), usable_database(config.database_path):
+        yield state().accounts
 
 
 def _has_accounts_db(config: Config) -> bool:
@@ -397,10 +390,12 @@ quiet = with_config(preset=lambda _params, _common: {"log_level": "WARNING"})
 @password_stdin_option
 def user_add(config: Config, name: str, email: str | None, password_stdin: bool) -> None:
     """Create an owner account (8 to 72 bytes of password)."""
-    from webapp.accounts import check_password_policy
+    from webapp.accounts import check_new_account, check_password_policy
 
+    # Everything that can be refused is, before the data dir, key and database exist.
+    check_new_account(name, email)
     password = _read_password(password_stdin)
-    check_password_policy(password)  # before the data dir, key and database are created
+    check_password_policy(password)
     with _accounts(config) as accounts:
         accounts.add(name, password, email)
     click.echo(f"account {name} created")
@@ -439,8 +434,8 @@ def user_remove(config: Config, name: str) -> None:
     """Delete an owner account (its sessions end at once)."""
     _require_account(config, name)
     with _accounts(config) as accounts:
-        accounts.remove(name)
-    click.echo(f"account {name} removed")
+        stored = accounts.remove(name)
+    click.echo(f"account {stored} removed")
 
 
 @user.command("passwd")
@@ -455,8 +450,8 @@ def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     check_password_policy(password)
     with _accounts(config) as accounts:
-        accounts.set_password(name, password)
-    click.echo(f"password of {name} changed; its sessions have ended")
+        stored = accounts.set_password(name, password)
+    click.echo(f"password of {stored} changed; its sessions have ended")
 
 
 @main.command()

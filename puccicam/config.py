@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PUCCICAM_"
 CONFIG_ENV = "PUCCICAM_CONFIG"
+# A key whose name holds one of these is a secret (web.secret_key): never echoed.
+SECRET_WORDS = ("secret", "password", "token")
 # The type names in "expected ..." messages: an operator reads "a number", not "a float".
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
 # Unknown PUCCICAM_* variables already warned about: once per process, not per load.
@@ -235,6 +237,7 @@ def _field_type(cls: type, name: str) -> type:
 def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
     """Turn a TOML value or an environment string into the field's type."""
     where = f"{key} (from {origin})"
+    got = _shown(key, value)
     if isinstance(value, str) and kind is not str and kind is not Path:
         text = value.strip()
         if kind is bool:
@@ -243,14 +246,14 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
                 return True
             if lowered in ("0", "false", "no", "off"):
                 return False
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {got}")
         try:
             return kind(text)
         except ValueError:
-            raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}") from None
+            raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {got}") from None
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {got}")
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -259,8 +262,20 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
             raise ConfigError(f"{where}: must not be empty")
         return Path(value).expanduser()
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_kind_name(kind)}, got {got}")
     return value
+
+
+def is_secret(key: str) -> bool:
+    """Whether a key holds a secret, whose value no message or log line may show."""
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
+def _shown(key: str, value: Any, *, literal: bool = True) -> str:
+    """``value`` as an error message shows it: not at all for a secret."""
+    if is_secret(key):
+        return "a value not shown here (it is a secret)"
+    return repr(value) if literal else str(value)
 
 
 def _kind_name(kind: type) -> str:
@@ -269,12 +284,13 @@ def _kind_name(kind: type) -> str:
 
 def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) -> None:
     where = f"{key} (from {origin})"
+    got = _shown(key, value, literal=False)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: must be a finite number, got {value}")
+        raise ConfigError(f"{where}: must be a finite number, got {got}")
     if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{where}: must be at least {meta['min']}, got {value}")
+        raise ConfigError(f"{where}: must be at least {meta['min']}, got {got}")
     if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{where}: must be at most {meta['max']}, got {value}")
+        raise ConfigError(f"{where}: must be at most {meta['max']}, got {got}")
     if "min_bytes" in meta and value and len(value.encode("utf-8")) < meta["min_bytes"]:
         # Never the value: it is a secret.
         raise ConfigError(
@@ -283,7 +299,9 @@ def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) ->
             "one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
     if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+        raise ConfigError(
+            f"{where}: must be one of {', '.join(meta['choices'])}, got {_shown(key, value)}"
+        )
 
 
 def _suggestion(key: str) -> str:
@@ -326,9 +344,23 @@ def _warn_unknown_variable(var: str, env_keys: Mapping[str, str]) -> None:
     if var in _warned:
         return
     _warned.add(var)
-    close = difflib.get_close_matches(var, list(env_keys), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]} ({env_keys[close[0]]})?" if close else ""
+    close = _closest_variable(var, env_keys)
+    hint = f"; did you mean {close} ({env_keys[close]})?" if close else ""
     log.warning("ignoring unknown environment variable %s%s", var, hint)
+
+
+def _closest_variable(var: str, env_keys: Mapping[str, str]) -> str | None:
+    """The known variable ``var`` was probably meant to be, or None.
+
+    Compared without the shared ``PUCCICAM_`` prefix, which would make any name look
+    close; a key's own name without its section counts too (``PUCCICAM_PORT``)."""
+    typed = var.removeprefix(ENV_PREFIX)
+    by_suffix = {name.removeprefix(ENV_PREFIX): name for name in env_keys}
+    placed = [n for n, key in env_keys.items() if key.rpartition(".")[2].upper() == typed]
+    if placed:
+        return placed[0]
+    close = difflib.get_close_matches(typed, list(by_suffix), n=1, cutoff=0.8)
+    return by_suffix[close[0]] if close else None
 
 
 def _check_rate_limits(values: Mapping[str, tuple[Any, str]]) -> None:

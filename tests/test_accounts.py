@@ -94,6 +94,15 @@ def test_names_that_differ_only_by_case_are_one_name(user_cli):
     )
 
 
+@pytest.mark.parametrize(
+    "args", [["bad name"], [".dot"], ["owner", "--email", "not an address"], ["a" * 65]]
+)
+def test_a_refused_name_or_email_leaves_nothing_behind(user_cli, tmp_path, args):
+    result = user_cli("add", *args, "--password-stdin", input="a good password\n")
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert not (tmp_path / "data").exists()  # no data dir, secret key or database
+
+
 def test_list_on_a_mistyped_data_dir_creates_nothing(user_cli, tmp_path):
     result = user_cli("list")
     assert result.exit_code == 1
@@ -124,3 +133,58 @@ def test_a_database_that_is_not_sqlite_is_one_line_not_a_traceback(user_cli, tmp
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: database ") and "not usable" in result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_an_unusable_database_is_one_domain_error_at_start_and_in_commands(
+    user_cli, tmp_path, make_config
+):
+    import sqlite3
+
+    from puccicam.cli import _accounts
+    from webapp import create_app
+    from webapp.accounts import DatabaseUnusable
+
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "puccicam.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    config = make_config(data_dir=data, web__bcrypt_rounds=4)
+    with pytest.raises(DatabaseUnusable, match=f"^database {database} is not usable: file is"):
+        create_app(config)
+    # A database the app starts on (the table exists) but whose queries fail.
+    database.unlink()
+    with sqlite3.connect(database) as conn:
+        conn.execute('CREATE TABLE "user" (id INTEGER PRIMARY KEY)')
+    conn.close()
+    unusable = pytest.raises(DatabaseUnusable, match=f"^database {database} is not usable: no")
+    with unusable, _accounts(config) as accounts:
+        accounts.all()
+    result = user_cli("list")
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"Error: database {database} is not usable: no such column: user.username\n"
+    )
+
+
+def test_remove_and_passwd_by_another_spelling_report_the_stored_name(user_cli):
+    user_cli("add", "alice", "--password-stdin", input="a good password\n")
+    changed = user_cli("passwd", "ALICE", "--password-stdin", input="a newer password\n")
+    assert changed.output == "password of alice changed; its sessions have ended\n"
+    removed = user_cli("remove", "Alice")
+    assert removed.exit_code == 0 and removed.output == "account alice removed\n"
+
+
+def test_remove_and_passwd_by_another_spelling_log_the_stored_name(make_config, caplog):
+    from webapp import create_app, state
+
+    app = create_app(make_config(web__bcrypt_rounds=4))
+    with app.app_context(), caplog.at_level("INFO", logger="webapp.accounts"):
+        state().accounts.add("bob", "a good password")
+        assert state().accounts.set_password("BOB", "a newer password") == "bob"
+        assert state().accounts.remove("Bob") == "bob"
+    assert [r.getMessage() for r in caplog.records] == [
+        "account bob created",
+        "password of bob changed; its sessions ended",
+        "account bob removed",
+    ]

@@ -191,7 +191,7 @@ def waits(monkeypatch) -> list[float]:
     import webapp.auth
 
     asked: list[float] = []
-    monkeypatch.setattr(webapp.auth, "_wait", asked.append)
+    monkeypatch.setattr(webapp.auth, "_wait", lambda seconds: asked.append(seconds) or True)
     return asked
 
 
@@ -219,6 +219,39 @@ def test_a_guesser_from_one_address_is_blocked_and_only_there(auth, app, waits, 
     assert "Alice" not in caplog.text and "login-user:alice" not in caplog.text
 
 
+def test_an_address_the_owner_logged_in_from_never_waits(auth, app, waits):
+    auth.create("alice")
+    assert _attempt(app, "alice", PASSWORD, "192.0.2.7") == 302  # the owner's home
+    codes = [_attempt(app, "ALICE", "nope", f"127.0.0.{2 + i % 5}") for i in range(24)]
+    assert codes == [401] * 24 and len(waits) == 4  # the name is under attack
+    assert _attempt(app, "alice", PASSWORD, "192.0.2.7") == 302
+    assert len(waits) == 4  # from home: no wait at all
+    assert _attempt(app, "alice", PASSWORD, "198.51.100.1") == 302
+    assert len(waits) == 5  # from elsewhere: slowed like anyone
+
+
+def test_slowed_attempts_never_hold_more_than_half_the_threads(auth, app, monkeypatch):
+    import webapp.auth
+
+    auth.create("alice")
+    app.config.update(LOGIN_LIMIT_USER="2 per hour", LOGIN_WAITERS=2)
+    monkeypatch.setattr(webapp.auth.time, "sleep", lambda seconds: None)
+    for i in range(3):
+        assert _attempt(app, "alice", "nope", f"127.0.0.{2 + i}") == 401
+    monkeypatch.setattr(webapp.auth, "_waiting", [2])  # two attempts are waiting already
+    assert _attempt(app, "alice", "nope", "127.0.0.9") == 429  # at once, not a third
+    monkeypatch.setattr(webapp.auth, "_waiting", [1])
+    assert _attempt(app, "alice", PASSWORD, "127.0.0.9") == 302  # room again
+
+
+def test_an_ipv6_64_is_one_client_for_the_limits(auth, app):
+    auth.create()
+    app.config.update(LOGIN_LIMIT_IP="3 per minute")
+    codes = [_attempt(app, "owner", "nope", f"2001:db8:1:2::{i:x}") for i in range(1, 5)]
+    assert codes == [401, 401, 401, 429]  # four addresses of one /64: one client
+    assert _attempt(app, "owner", "nope", "2001:db8:1:3::1") == 401  # another /64
+
+
 def test_successful_logins_do_not_count(auth, app):
     auth.create()
     app.config.update(LOGIN_LIMIT_IP="3 per minute", LOGIN_LIMIT_USER="3 per hour")
@@ -227,7 +260,9 @@ def test_successful_logins_do_not_count(auth, app):
     assert codes == [401, 401, 401, 429]
 
 
-def test_failed_login_log_holds_no_typed_name_only_a_digest(auth, caplog):
+def test_failed_login_log_holds_no_typed_name_only_a_digest(auth, app, caplog):
+    import hashlib
+
     from webapp.auth import name_digest
 
     auth.create("alice")
@@ -235,7 +270,11 @@ def test_failed_login_log_holds_no_typed_name_only_a_digest(auth, caplog):
     auth.login(username=typed)
     auth.login(username="ALICE", password="nope")
     assert typed not in caplog.text and "secret" not in caplog.text
-    assert f"sha256 {name_digest(typed)}" in caplog.text
+    with app.test_request_context():
+        digest = name_digest(typed)
+    assert f"digest {digest})" in caplog.text
+    # Keyed with the app's secret: a dictionary of hashed passwords does not find it.
+    assert hashlib.sha256(typed.encode()).hexdigest()[:8] != digest
     assert "login failed for alice from" in caplog.text  # a known name, as it was created
 
 
@@ -397,5 +436,38 @@ def test_a_real_server_lets_the_owner_in_while_a_stranger_guesses_her_name(tmp_p
         # One address guessing on is blocked: 10 failures a minute per address.
         from_one = [_login_from(server.port, "127.0.0.9", "bob", "nope") for _ in range(11)]
         assert from_one == [401] * 10 + [429]
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_slowed_logins_never_starve_the_site(tmp_path, make_config):
+    """``puccicam serve`` (4 threads): a name under attack, 12 slowed attempts at once from
+    12 addresses; the site keeps answering and the surplus gets a 429 at once."""
+    import concurrent.futures
+    import urllib.request
+
+    from tests.helpers.live import ServerProcess
+    from webapp import create_app, state
+
+    data = tmp_path / "data"
+    with create_app(make_config(data_dir=data, web__bcrypt_rounds=4)).app_context():
+        state().accounts.add("alice", PASSWORD)
+    server = ServerProcess(data, env={"PUCCICAM_WEB_BCRYPT_ROUNDS": "4"})
+    try:
+        for i in range(26):  # past web.login_limit_user: every attempt for alice waits 3 s
+            assert _login_from(server.port, f"127.0.1.{1 + i % 8}", "alice", "nope") == 401
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            attempts = [
+                pool.submit(_login_from, server.port, f"127.0.2.{i}", "alice", "nope")
+                for i in range(1, 13)
+            ]
+            time.sleep(0.5)  # they are in, waiting
+            started = time.monotonic()
+            with urllib.request.urlopen(server.base + "/login", timeout=10) as page:
+                assert page.status == 200
+            assert time.monotonic() - started < 1.0  # a thread was free for it
+            codes = sorted(f.result() for f in attempts)
+        assert 401 in codes and 429 in codes  # some waited, the rest were turned away
     finally:
         server.stop()

@@ -404,6 +404,74 @@ def test_status_shows_the_camera_mode_and_viewers(runner, tmp_path):
     assert _status_lines(runner, tmp_path)["mode"] == "live view, 3 viewer(s)"
 
 
+@pytest.fixture
+def reused_pid():
+    """A live process that is no grabber but names a puccicam path and the word grab."""
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "/var/lib/puccicam", "grab"]
+    )
+    yield sleeper.pid
+    sleeper.kill()
+    sleeper.wait()
+
+
+def test_status_and_grab_once_agree_a_pid_naming_a_puccicam_path_is_no_grabber(
+    runner, tmp_path, reused_pid
+):
+    from camera.status import Status, grabber_running, live_grabber, write_status
+
+    status = Status(pid=reused_pid, camera="ok", next_capture=time.time() + 60)
+    write_status(tmp_path / "status.json", status)
+    assert grabber_running(reused_pid) is False
+    assert live_grabber(status) is None
+    assert _status_lines(runner, tmp_path)["grabber"] == f"not running (last pid {reused_pid})"
+
+
+@pytest.mark.parametrize(
+    ("argv", "grabber"),
+    [
+        (["/opt/puccicam/venv/bin/puccicam", "grab"], True),
+        (["puccicam", "--data-dir", "/var/lib/puccicam", "grab", "--interval", "60"], True),
+        (["/usr/bin/python3", "/opt/puccicam/venv/bin/puccicam", "grab"], True),
+        (["python3", "-m", "puccicam", "grab", "--once"], True),
+        (["python3.11", "-X", "dev", "-u", "-mpuccicam", "grab"], True),
+        (["/opt/puccicam/venv/bin/puccicam", "serve"], False),
+        (["less", "/var/lib/puccicam/status.json"], False),
+        (["less", "/var/lib/puccicam", "grab"], False),
+        (["vim", "/home/me/puccicam/grab.py"], False),
+        (["python3", "-c", "pass", "/var/lib/puccicam", "grab"], False),
+        (["python3", "/home/me/puccicam/tool.py", "grab"], False),
+        (["python3", "-m", "pytest", "puccicam", "grab"], False),
+        ([], False),
+    ],
+)
+def test_a_grabber_is_a_puccicam_entry_point_running_grab(argv, grabber):
+    from camera.status import is_grab_command
+
+    assert is_grab_command(argv) is grabber
+
+
+def test_a_grabber_that_cannot_be_seen_is_unknown_to_status_and_no_refusal(
+    runner, tmp_path, monkeypatch, reused_pid
+):
+    from camera.status import Status, grabber_running, live_grabber, write_status
+
+    status = Status(pid=reused_pid, camera="ok", next_capture=time.time() + 60)
+    write_status(tmp_path / "status.json", status)
+    real_read_bytes = Path.read_bytes
+
+    def hidden(path: Path) -> bytes:  # /proc mounted with hidepid=1, another user's pid
+        if path == Path(f"/proc/{reused_pid}/cmdline"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", hidden)
+    assert grabber_running(reused_pid) is None
+    assert live_grabber(status) is None  # refuse only a grabber known to be there
+    grabber = _status_lines(runner, tmp_path)["grabber"]
+    assert grabber == f"unknown: pid {reused_pid} is not visible to this user"
+
+
 # -- check ------------------------------------------------------------------------------
 
 

@@ -166,6 +166,57 @@ def test_a_short_secret_key_is_refused_and_not_shown(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "value", ["31415926535897932384626433832795", "['hunter2 hunter2 hunter2 hunter2 hunter2']"]
+)
+def test_a_secret_key_of_the_wrong_type_is_refused_and_not_shown(tmp_path, value):
+    toml = tmp_path / "puccicam.toml"
+    toml.write_text(f"[web]\nsecret_key = {value}\n")
+    with pytest.raises(ConfigError, match=r"web\.secret_key .*expected a string") as exc:
+        load_config(toml, env={"PUCCICAM_DATA_DIR": str(tmp_path)})
+    assert "31415" not in str(exc.value) and "hunter2" not in str(exc.value)
+    assert "not shown" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "value"),
+    [
+        ("web.secret_key", str, 31337),
+        ("web.secret_key", str, ["hunter2"]),
+        ("camera.password", int, "hunter2"),
+        ("camera.password", float, "hunter2"),
+        ("camera.password", int, ["hunter2"]),
+        ("notify.api_token", bool, "hunter2"),
+        ("notify.api_token", bool, 31337),
+        ("notify.API_TOKEN", int, True),
+        ("mail.smtp_password", Path, 31337),
+    ],
+)
+def test_no_type_error_shows_the_value_of_a_secret(key, kind, value):
+    from puccicam.config import _coerce
+
+    with pytest.raises(ConfigError) as exc:
+        _coerce(key, kind, value, "environment")
+    assert key in str(exc.value) and str(value).strip("[]'") not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("meta", "value"),
+    [({"min": 99999}, 31337), ({"max": 9}, 31337), ({"choices": ("a", "b")}, "hunter2")],
+)
+def test_no_limit_error_shows_the_value_of_a_secret(meta, value):
+    from puccicam.config import _check_limits
+
+    with pytest.raises(ConfigError) as exc:
+        _check_limits("notify.password", meta, value, "environment")
+    assert "notify.password" in str(exc.value) and str(value) not in str(exc.value)
+
+
+def test_a_config_error_still_shows_an_ordinary_bad_value():
+    with pytest.raises(ConfigError, match="expected a number, got 'soon'"):
+        load_config(env={"PUCCICAM_CAPTURE_INTERVAL": "soon"})
+
+
+@pytest.mark.parametrize(
     ("text", "suggestion"),
     [
         (
@@ -199,6 +250,29 @@ def test_unknown_environment_variable_warns_once_and_is_ignored(caplog, monkeypa
     assert warnings == [
         "ignoring unknown environment variable PUCCICAM_CAMERA_SORCE; "
         "did you mean PUCCICAM_CAMERA_SOURCE (camera.source)?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("var", "hint"),
+    [
+        ("PUCCICAM_FOO", ""),
+        ("PUCCICAM_SEED", ""),
+        ("PUCCICAM_TEST_DEVICE", ""),
+        ("PUCCICAM_CAMERA_SORCE", "; did you mean PUCCICAM_CAMERA_SOURCE (camera.source)?"),
+        ("PUCCICAM_WEB_SECRETKEY", "; did you mean PUCCICAM_WEB_SECRET_KEY (web.secret_key)?"),
+        ("PUCCICAM_PORT", "; did you mean PUCCICAM_WEB_PORT (web.port)?"),
+        ("PUCCICAM_INTERVAL", "; did you mean PUCCICAM_CAPTURE_INTERVAL (capture.interval)?"),
+    ],
+)
+def test_unknown_variable_suggestions_compare_what_follows_the_prefix(
+    caplog, monkeypatch, var, hint
+):
+    monkeypatch.setattr("puccicam.config._warned", set())
+    with caplog.at_level("WARNING", logger="puccicam.config"):
+        load_config(env={var: "x"})
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignoring unknown environment variable {var}{hint}"
     ]
 
 

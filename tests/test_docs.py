@@ -1,7 +1,8 @@
-"""README.md and the operator guide say what the code does: they render as a Markdown
-reader shows them (no table cut in two), every configuration key, command and option
-they name exists, the key tables are the generated ones, and the guide's commands do
-what it says they do (a private backup, a drop-in that verifies)."""
+"""README.md, the operator guide and docs/resilience.md say what the code does: they
+render as a Markdown reader shows them (no table cut in two), every configuration key,
+``PUCCICAM_*`` variable, command and option they name exists, the key tables are the
+generated ones, and the guide's commands do what it says they do (a private backup, a
+drop-in that verifies)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,16 @@ import pytest
 from markdown_it import MarkdownIt
 
 from puccicam.cli import main
-from puccicam.config import SECTIONS, TOP_LEVEL, all_keys, markdown_table
+from puccicam.config import CONFIG_ENV, SECTIONS, TOP_LEVEL, all_keys, env_name, markdown_table
 
 ROOT = Path(__file__).parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "operator-guide.md"]
+# The two with the key table first; every check but that table's runs on all of them.
+KEY_TABLE_DOCS = [ROOT / "README.md", ROOT / "docs" / "operator-guide.md"]
+DOCS = [*KEY_TABLE_DOCS, ROOT / "docs" / "resilience.md"]
 KEYS = {key for key, _, _ in all_keys()}
+VARIABLES = {env_name(key) for key in KEYS} | {CONFIG_ENV}
+# A name, not the family (`PUCCICAM_*`).
+VARIABLE = re.compile(r"\bPUCCICAM_[A-Z0-9_]*[A-Z0-9]\b")
 KEY = re.compile(rf"^(?:{'|'.join(TOP_LEVEL)}|(?:{'|'.join(SECTIONS)})\.[a-z_]+)$")
 FILE_SUFFIXES = {"jpg", "jpeg", "png", "py", "json", "toml", "md", "html", "css", "js", "sh"}
 # The program at the start of a command: `puccicam ...` or `/opt/.../bin/puccicam ...`,
@@ -74,6 +80,12 @@ def unknown_keys(tokens) -> list[str]:
                 else:
                     named.append(name)
     return sorted({key for key in named if key not in KEYS})
+
+
+def unknown_variables(text: str) -> list[str]:
+    """``PUCCICAM_*`` names anywhere in the text that set nothing: the product's
+    variables are its keys' and ``PUCCICAM_CONFIG``; test-only ones are ``PCTEST_*``."""
+    return sorted(set(VARIABLE.findall(text)) - VARIABLES)
 
 
 def _option(command: click.Command, name: str) -> click.Parameter | None:
@@ -147,13 +159,18 @@ def test_every_configuration_key_named_exists(doc):
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_puccicam_variable_named_exists(doc):
+    assert unknown_variables(doc.read_text()) == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_every_command_and_option_shown_exists(doc):
     tokens = _tokens(doc.read_text())
     assert len(commands(tokens)) >= 5  # the scan finds the commands it should check
     assert unknown_commands(tokens) == []
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", KEY_TABLE_DOCS, ids=lambda p: p.name)
 def test_the_key_table_is_the_generated_one(doc):
     text = doc.read_text()
     start = text.index("\n", text.index(BEGIN)) + 1
@@ -179,10 +196,12 @@ def test_the_checks_find_what_the_old_docs_got_wrong():
         "'puccicam' has no command 'grabs'",
         "'puccicam user add' has no option --emial",
     ]
+    variables = "`PUCCICAM_SOAK=1 pytest`, PUCCICAM_CONFIG, `PUCCICAM_*`, PUCCICAM_WEB_PORT."
+    assert unknown_variables(variables) == ["PUCCICAM_SOAK"]
 
 
 def _guide() -> str:
-    return DOCS[1].read_text()
+    return (ROOT / "docs" / "operator-guide.md").read_text()
 
 
 def test_the_guides_backup_is_readable_by_its_owner_only(tmp_path):
@@ -239,3 +258,19 @@ def test_the_guide_stops_the_grabber_before_grab_once():
     guide = _guide()
     once = guide.index("puccicam grab --once")
     assert "systemctl stop puccicam-grabber" in guide[guide.rindex("```sh", 0, once) : once]
+
+
+@pytest.mark.parametrize("doc", KEY_TABLE_DOCS, ids=lambda p: p.name)
+def test_where_a_doc_suggests_environment_lines_it_keeps_secrets_out_of_them(doc):
+    text = doc.read_text()
+    for match in re.finditer(r"`Environment=", text):
+        end = text.find("\n##", match.start())
+        section = text[text.rfind("\n##", 0, match.start()) : end if end != -1 else None]
+        assert "systemctl show" in section and "`ps`" in section, section[:80]
+        assert "secret_key" in section or "credentials" in section, section[:80]
+
+
+def test_the_guide_says_secrets_live_in_the_0640_file():
+    guide = _guide()
+    keys = guide[guide.index("## 9.") : guide.index("<!-- keys: ")]
+    assert "web.secret_key" in keys and "0640" in keys and "credentials" in keys

@@ -152,6 +152,31 @@ def test_secret_key_is_generated_0600_and_kept(make_config):
     assert (config.database_path.stat().st_mode & 0o777) == 0o600
 
 
+@pytest.mark.parametrize("left", ["", "\n", "short-key"])
+def test_a_secret_key_file_without_a_key_is_refused_not_used(make_config, left):
+    """An emptied or cut-short key file (a crash used to leave one: the file was made,
+    then written) would sign every session with a guessable key, or break every form."""
+    from camera.errors import DataDirError
+    from webapp import create_app
+
+    config = make_config(web__bcrypt_rounds=4)
+    config.data_dir.mkdir(parents=True)
+    (config.data_dir / "secret_key").write_text(left)
+    with pytest.raises(DataDirError, match=r"no usable secret key.*delete it"):
+        create_app(config)
+
+
+def test_the_secret_key_file_is_created_whole_or_not_at_all(tmp_path):
+    from camera.fsutil import create_exclusive
+
+    path = tmp_path / "secret_key"
+    create_exclusive(path, b"first\n")
+    with pytest.raises(FileExistsError):
+        create_exclusive(path, b"second\n")  # the loser of a race reads the winner's
+    assert path.read_bytes() == b"first\n" and path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temp file left
+
+
 def test_data_dir_is_not_inside_a_static_folder(app):
     from webapp import state
 

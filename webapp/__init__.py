@@ -20,7 +20,6 @@ from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from flask_login import current_user
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
@@ -28,7 +27,7 @@ from camera.errors import DataDirError
 from camera.store import PhotoStore
 from puccicam.config import Config, load_config
 from puccicam.wiring import make_store
-from webapp.accounts import Accounts
+from webapp.accounts import Accounts, usable_database
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
 from webapp.i18n import LANGUAGES, select_locale
@@ -150,6 +149,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         BABEL_DEFAULT_TIMEZONE=_system_timezone(),
         LOGIN_LIMIT_IP=web.login_limit_ip,
         LOGIN_LIMIT_USER=web.login_limit_user,
+        # Slowed login attempts that may wait at once: half the threads (webapp/auth.py).
+        LOGIN_WAITERS=max(1, web.threads // 2),
         HSTS=web.https,
     )
     app.config.update(overrides)
@@ -181,13 +182,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
-    with app.app_context():
-        try:
-            db.create_all()
-        except DBAPIError as exc:  # not an SQLite file, read-only, locked
-            raise DataDirError(
-                f"database {config.database_path} is not usable: {exc.orig}"
-            ) from exc
+    with app.app_context(), usable_database(config.database_path):
+        db.create_all()
 
     from webapp import auth, errors, gallery, live, public
 

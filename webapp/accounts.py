@@ -8,13 +8,17 @@ take as long as known ones.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import bcrypt
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
+from camera.errors import DataDirError
 from webapp.extensions import db
 from webapp.models import User
 
@@ -23,10 +27,40 @@ log = logging.getLogger(__name__)
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Only the shape: something, an @, a host. Who reads it is a person, not a mailer.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}$")
 
 
 class AccountError(Exception):
     """An account operation was refused; the message says why and what to do."""
+
+
+def check_new_account(username: str, email: str | None) -> None:
+    """:raises AccountError: the name (or e-mail address) is not one an account may have.
+
+    Checked by ``Accounts.add`` and, before anything is created, by ``puccicam user add``.
+    """
+    if not _USERNAME.match(username):
+        raise AccountError(
+            "a username is 1 to 64 letters, digits, dots, dashes or underscores, "
+            "starting with a letter or digit"
+        )
+    if email is not None and not _EMAIL.match(email):
+        raise AccountError(f"{email!r} is not an e-mail address (name@host, at most 254 bytes)")
+
+
+class DatabaseUnusable(DataDirError):
+    """The accounts database cannot be used: not an SQLite file, read-only, locked."""
+
+
+@contextlib.contextmanager
+def usable_database(path: Path) -> Iterator[None]:
+    """Turn a database failure inside into one :class:`DatabaseUnusable` naming the file,
+    for the app's start and the ``user`` commands alike."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise DatabaseUnusable(f"database {path} is not usable: {exc.orig}") from exc
 
 
 def check_password_policy(password: str) -> None:
@@ -88,11 +122,7 @@ class Accounts:
         return db.session.execute(select(User.id).limit(1)).first() is not None
 
     def add(self, username: str, password: str, email: str | None = None) -> User:
-        if not _USERNAME.match(username):
-            raise AccountError(
-                "a username is 1 to 64 letters, digits, dots, dashes or underscores, "
-                "starting with a letter or digit"
-            )
+        check_new_account(username, email)
         existing = self.find(username)
         if existing is not None:
             raise AccountError(
@@ -107,21 +137,26 @@ class Accounts:
         log.info("account %s created", username)
         return user
 
-    def remove(self, username: str) -> None:
+    def remove(self, username: str) -> str:
+        """Delete the account of that name in any case; returns the name as stored."""
         user = self._existing(username)
+        stored = user.username
         db.session.delete(user)
         db.session.commit()
         self.on_sessions_ended()
-        log.info("account %s removed", username)
+        log.info("account %s removed", stored)
+        return stored
 
-    def set_password(self, username: str, password: str) -> None:
-        """Change a password and end every session of that user."""
+    def set_password(self, username: str, password: str) -> str:
+        """Change a password and end every session of that user; returns the name as
+        stored."""
         user = self._existing(username)
         user.password_hash = hash_password(password, self.rounds)
         user.session_version += 1
         db.session.commit()
         self.on_sessions_ended()
-        log.info("password of %s changed; its sessions ended", username)
+        log.info("password of %s changed; its sessions ended", user.username)
+        return user.username
 
     def verify(self, username: str, password: str) -> User | None:
         """The user if the password is right; None otherwise, in comparable time."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import threading
 import time
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -26,6 +29,7 @@ from limits import parse_many
 from wtforms import BooleanField, PasswordField, StringField
 
 from webapp import state
+from webapp.clients import client_key
 from webapp.extensions import db, limiter, login_manager
 from webapp.models import User
 from webapp.security import here, safe_next
@@ -77,19 +81,29 @@ def load_user(token: str) -> User | None:
 # client address): a stranger can block only their own address, never the owner's. A
 # name guessed at from many addresses is slowed down instead: past LOGIN_LIMIT_USER
 # failures for it from everywhere, each attempt for it waits before the password is
-# checked, twice as long after each further failure, at most SLOWDOWN_MAX seconds. The
-# owner still gets in (after the wait); a guesser gets a few attempts a second at most
-# per connection. The wait holds a worker thread: the per-address limits bound how many
-# such requests each address can make.
+# checked, twice as long after each further failure, at most SLOWDOWN_MAX seconds. An
+# address that has logged in before (within web.remember_days) is in good standing and
+# never waits: the owner at home gets in at once, however many strangers guess. The wait
+# holds a waitress worker thread, so at most half of them wait at once; one attempt more
+# is a 429 at once, and photos, pages and the owner's login keep their threads.
+# Addresses are counted as webapp.clients counts them: an IPv6 /64 is one client.
 SLOWDOWN_FIRST = 0.25
 SLOWDOWN_MAX = 3.0
+_waiting = [0]
+_waiting_lock = threading.Lock()
 
 
 def name_digest(username: str) -> str:
     """A short stand-in for a typed username, for limiter keys and log lines: an owner
-    who typed the password into the name field must not find it in the journal."""
-    normal = username.strip().lower()
-    return hashlib.sha256(normal.encode("utf-8", "replace")).hexdigest()[:8]
+    who typed the password into the name field must not find it in the journal. Keyed
+    with the app's secret (HMAC), so the journal holds nothing a dictionary can test."""
+    normal = username.strip().lower().encode("utf-8", "replace")
+    key = str(current_app.secret_key).encode()
+    return hmac.new(key, normal, hashlib.sha256).hexdigest()[:8]
+
+
+def _client() -> str:
+    return client_key(get_remote_address())
 
 
 def _typed_name() -> str:
@@ -97,7 +111,7 @@ def _typed_name() -> str:
 
 
 def _user_and_address_key() -> str:
-    return f"login-user:{name_digest(_typed_name())}@{get_remote_address()}"
+    return f"login-user:{name_digest(_typed_name())}@{_client()}"
 
 
 def _failed(response) -> bool:
@@ -121,8 +135,27 @@ def _slowdown(digest: str) -> float:
     return 0.0 if excess < 0 else min(SLOWDOWN_MAX, SLOWDOWN_FIRST * 2 ** min(excess, 8))
 
 
-def _wait(seconds: float) -> None:
-    time.sleep(seconds)
+def _good_standing_key() -> str:
+    return f"login-good:{_client()}"
+
+
+def _in_good_standing() -> bool:
+    """Has an owner logged in from this address (or IPv6 /64) within remember_days?"""
+    return bool(limiter.storage.get(_good_standing_key()))
+
+
+def _wait(seconds: float) -> bool:
+    """Sleep ``seconds`` holding a worker thread, unless half of them already wait."""
+    with _waiting_lock:
+        if _waiting[0] >= max(1, current_app.config["LOGIN_WAITERS"]):
+            return False
+        _waiting[0] += 1
+    try:
+        time.sleep(seconds)
+    finally:
+        with _waiting_lock:
+            _waiting[0] -= 1
+    return True
 
 
 def _count_failure(digest: str) -> None:
@@ -155,14 +188,22 @@ def login():
     if form.validate_on_submit():
         username = (form.username.data or "").strip()
         digest = name_digest(username)
-        delay = _slowdown(digest)
-        if delay:
-            _wait(delay)
+        delay = 0.0 if _in_good_standing() else _slowdown(digest)
+        if delay and not _wait(delay):
+            log.warning(
+                "login refused for now from %s: too many slowed attempts already waiting",
+                request.remote_addr,
+            )
+            abort(429)
         user = state().accounts.verify(username, form.password.data or "")
         if user is not None:
             target = safe_next(request.args.get("next"))
             session.clear()  # a fresh session: nothing from before login survives
             login_user(user, remember=bool(form.remember.data))
+            limiter.storage.incr(
+                _good_standing_key(),
+                int(current_app.config["REMEMBER_COOKIE_DURATION"].total_seconds()),
+            )
             log.info("login ok: %s from %s", user.username, request.remote_addr)
             return redirect(target or url_for("gallery.index"))
         failed = True
@@ -170,7 +211,7 @@ def login():
         known = state().accounts.find(username) if username else None
         log.warning(
             "login failed for %s from %s%s",
-            known.username if known is not None else f"an unknown name (sha256 {digest})",
+            known.username if known is not None else f"an unknown name (digest {digest})",
             request.remote_addr,
             f" (waited {delay:.2f}s: this name is under attack)" if delay else "",
         )

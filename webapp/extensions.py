@@ -10,6 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
+from webapp.clients import client_key
 from webapp.security import cookie_secure
 
 
@@ -39,4 +40,6 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 # In-process counters: the web app runs as one waitress process; limits reset on restart.
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", headers_enabled=True)
+limiter = Limiter(
+    key_func=lambda: client_key(get_remote_address()), storage_uri="memory://", headers_enabled=True
+)

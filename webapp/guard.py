@@ -37,12 +37,14 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.utilities import BadRequest, ServerNotImplemented
 
+from webapp.clients import client_key
+
 log = logging.getLogger(__name__)
 
 
 def _address(channel: HTTPChannel) -> str | None:
-    """The client's IP address (a Unix socket has none)."""
-    return channel.addr[0] if channel.addr else None
+    """The client, as limits count it (an IPv6 /64 is one client); None for a Unix socket."""
+    return client_key(channel.addr[0]) if channel.addr else None
 
 
 class _RequestParser(HTTPRequestParser):

@@ -7,7 +7,6 @@ generated on first run into ``DATA_DIR/secret_key`` with mode 0600.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 from pathlib import Path
@@ -16,6 +15,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.http import parse_date
+
+from camera.errors import DataDirError
+from camera.fsutil import create_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +28,33 @@ CSP = (
 )
 
 
+SECRET_KEY_MIN_BYTES = 32
+
+
 def load_secret_key(data_dir: Path, configured: str) -> str:
-    """The configured key, or the one in DATA_DIR/secret_key, created 0600 if missing."""
+    """The configured key, or the one in DATA_DIR/secret_key, created 0600 if missing.
+
+    :raises DataDirError: the file holds less than a key (say it was emptied by hand).
+    """
     if configured:
         return configured
     path = data_dir / "secret_key"
     try:
-        return path.read_text().strip()
+        key = path.read_text().strip()
     except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    key = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    log.info("generated a new secret key in %s", path)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        key = secrets.token_urlsafe(48)
+        try:
+            create_exclusive(path, (key + "\n").encode(), 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            key = path.read_text().strip()
+        else:
+            log.info("generated a new secret key in %s", path)
+    if len(key.encode()) < SECRET_KEY_MIN_BYTES:
+        raise DataDirError(
+            f"{path} holds no usable secret key (fewer than {SECRET_KEY_MIN_BYTES} bytes): "
+            "delete it and start again (a new one is made; every owner logs in once more)"
+        )
     return key
 
 
