@@ -428,8 +428,19 @@ def _send(client, visitors: Visitors, request: dict, owner: bool):
         content_type=content_type,
         headers=headers,
         environ_overrides=environ,
+        buffered=False,  # a live stream never ends by itself: see _body
     )
     return response
+
+
+def _body(response) -> bytes:
+    """The whole body; of a live stream (it runs until the viewer leaves) its first part."""
+    try:
+        if (response.content_type or "").startswith("multipart/x-mixed-replace"):
+            return next(iter(response.response), b"")
+        return response.get_data()
+    finally:
+        response.close()
 
 
 def _fuzz_rule(rule, names: list[str], client, visitors: Visitors, owner: bool) -> None:
@@ -441,7 +452,7 @@ def _fuzz_rule(rule, names: list[str], client, visitors: Visitors, owner: bool) 
         EXECUTED[0] += 1
         response = _send(client, visitors, request, owner)
         what = f"{request['method']} {request['path']!r} ({rule.rule})"
-        body = response.get_data()
+        body = _body(response)
         check(what, response.status_code, body, response.content_type or "", not owner)
         if owner and visitors.session_version() != visitors.version:
             visitors.log_in()  # the fuzz found the logout button: log back in
@@ -478,7 +489,9 @@ def _target(path: bytes, query: bytes, form: str) -> bytes:
 def test_fuzz_through_waitress(app, photos):
     visitors = Visitors(app)
     names = [photo.name for photo in photos]
-    rules = _rules(app)
+    # Not the live stream: it answers until the viewer leaves, so a raw reply never ends.
+    # It is fuzzed through the test client above, and attacked raw in tests/test_live.py.
+    rules = [rule for rule in _rules(app) if rule.endpoint != "live.stream"]
     request_strategy = st.sampled_from(rules).flatmap(lambda rule: requests(rule, names))
 
     with waitress_thread(app) as url:

@@ -140,7 +140,10 @@ class LiveHub:
         return conn
 
     def frames(self, token: object, disconnected, started: float):
-        """The multipart body of one stream; the generator's end is the stream's end."""
+        """The multipart body of one stream; the generator's end is the stream's end.
+
+        The slot is released by the response's close (``stream``), which runs even when
+        this generator never starts (a HEAD request)."""
         viewer = _Viewer(self, token, started)
         reason = "viewer left"
         try:
@@ -154,7 +157,6 @@ class LiveHub:
                     yield _part(*shown)
         finally:
             viewer.close()
-            self.release()
             log.info(
                 "live stream of user %s ended: %s, after %.0f s and %d frame(s)",
                 str(token).partition(":")[0],
@@ -172,7 +174,7 @@ class _Viewer:
         self.token = token
         self.started = started
         self.conn: socket.socket | None = None
-        self.checked = self.last_frame = 0.0
+        self.checked = self.last_frame = self.tried = 0.0
         self.sent = 0
 
     def ended(self) -> str | None:
@@ -195,9 +197,11 @@ class _Viewer:
         None (nothing yet)."""
         hub = self.hub
         if self.conn is None:
+            # Once a second at most; the first try at once, so the page shows something.
+            time.sleep(max(0.0, self.tried + RECONNECT_SECONDS - time.monotonic()))
+            self.tried = time.monotonic()
             self.conn = hub.connect()
             if self.conn is None:
-                time.sleep(RECONNECT_SECONDS)
                 return hub.offline, None
         try:
             message: bytes | None = self.conn.recv(MAX_MESSAGE + 64)
@@ -276,6 +280,7 @@ def stream():
     # The session's own token (webapp/sessions.py), checked again every second.
     body = current.frames(session.get("_user_id"), disconnected, time.monotonic())
     response = Response(body, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
+    response.call_on_close(current.release)  # the stream's end, HEAD requests included
     response.headers["Cache-Control"] = "no-store"
     return response
 
