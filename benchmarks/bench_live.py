@@ -17,12 +17,9 @@ frames delivered to all viewers. The soak runs ``live.max_viewers`` viewers for
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,11 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers.frames import FRAMES_DIR, GOOD  # noqa: E402
-from tests.helpers.live import GrabberProcess, ServerProcess, login  # noqa: E402
-from tests.helpers.mjpeg import MjpegStream  # noqa: E402
+from tests.helpers.live import LiveSite  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-PASSWORD = "benchmark password"
 STAMP = re.compile(rb"X-Timestamp: ([0-9.]+)")
 
 
@@ -62,52 +57,29 @@ def camera_frames(target: Path, width: int, height: int) -> None:
         cv2.imwrite(str(target / f"{i:03d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 80])
 
 
-class Site:
-    def __init__(self, tmp: Path, frames: Path) -> None:
-        self.data = tmp / "data"
-        self.sock = Path(tempfile.mkdtemp(prefix="bl-", dir="/tmp"))
-        self.env = {
-            "PUCCICAM_LIVE_SOCKET": str(self.sock / "live.sock"),
-            "PUCCICAM_CAMERA_SOURCE": f"replay:{frames}",
-            "PUCCICAM_CAMERA_FPS": "30",
-            "PUCCICAM_CAPTURE_INTERVAL": "300",
-            "PUCCICAM_LOG_LEVEL": "WARNING",
-        }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM_")}
-        subprocess.run(
-            [sys.executable, "-m", "puccicam", "user", "add", "owner", "--password-stdin",
-             "--data-dir", str(self.data)],
-            input=PASSWORD + "\n", text=True, env={**env, **self.env}, check=True,
-            capture_output=True,
-        )  # fmt: skip
-        self.grabber = GrabberProcess(self.data, self.env)
-        self.server = ServerProcess(self.data, self.env)
-        self.cookie = login(self.server.base, "owner", PASSWORD)
-
-    def status(self) -> dict:
-        try:
-            return json.loads((self.data / "status.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def wait_interval_mode(self) -> None:
-        deadline = time.monotonic() + 20
-        while self.status().get("mode", "interval") != "interval" or not self.status():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the grabber stayed in live mode")
-            time.sleep(0.1)
-        time.sleep(0.5)
-
-    def stream(self) -> MjpegStream:
-        return MjpegStream(self.server.port, self.cookie)
-
-    def close(self) -> None:
-        self.server.stop()
-        self.grabber.stop()
-        shutil.rmtree(self.sock, ignore_errors=True)
+def site_for(tmp: Path, frames: Path) -> LiveSite:
+    """Grabber and server on ``frames`` at 30 fps, default warm-up, quiet logs."""
+    return LiveSite(
+        tmp,
+        frames,
+        PUCCICAM_CAMERA_FPS="30",
+        PUCCICAM_CAMERA_WARMUP_DELAY="3",
+        PUCCICAM_CAMERA_WARMUP_FRAMES="13",
+        PUCCICAM_CAPTURE_INTERVAL="300",
+        PUCCICAM_LOG_LEVEL="WARNING",
+    )
 
 
-def first_frame(site: Site) -> float:
+def wait_interval_mode(site: LiveSite) -> None:
+    deadline = time.monotonic() + 20
+    while site.status().get("mode") != "interval":
+        if time.monotonic() > deadline:
+            raise TimeoutError("the grabber stayed in live mode")
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
+def first_frame(site: LiveSite) -> float:
     started = time.monotonic()
     stream = site.stream()
     next(stream.frames(30))
@@ -116,7 +88,7 @@ def first_frame(site: Site) -> float:
     return took
 
 
-def watch(site: Site, viewers: int, seconds: float) -> dict:
+def watch(site: LiveSite, viewers: int, seconds: float) -> dict:
     """Run ``viewers`` streams for ``seconds``: frames each, latencies, CPU per frame."""
     streams = [site.stream() for _ in range(viewers)]
     for stream in streams:
@@ -156,20 +128,22 @@ def watch(site: Site, viewers: int, seconds: float) -> dict:
 def run_size(tmp: Path, width: int, height: int, seconds: float, repeats: int) -> dict:
     frames = tmp / f"camera-{width}"
     camera_frames(frames, width, height)
-    site = Site(tmp / f"site-{width}", frames)
+    (tmp / f"site-{width}").mkdir()
+    site = site_for(tmp / f"site-{width}", frames)
     try:
         time.sleep(4)  # the first interval photo and its warm-up are done
-        site.wait_interval_mode()
+        wait_interval_mode(site)
         closed = []
         for _ in range(repeats):
             closed.append(first_frame(site))
-            site.wait_interval_mode()
+            wait_interval_mode(site)
         holder = site.stream()
         next(holder.frames(30))
         opened = [first_frame(site) for _ in range(repeats)]
         holder.close()
-        site.wait_interval_mode()
+        wait_interval_mode(site)
         one = watch(site, 1, seconds)
+        wait_interval_mode(site)  # the last viewer's slot is free again
         three = watch(site, 3, seconds)
         return {
             "closed": statistics.median(closed),
@@ -184,7 +158,8 @@ def run_size(tmp: Path, width: int, height: int, seconds: float, repeats: int) -
 def soak(tmp: Path, minutes: float) -> dict:
     frames = tmp / "camera-soak"
     camera_frames(frames, 320, 240)
-    site = Site(tmp / "site-soak", frames)
+    (tmp / "site-soak").mkdir()
+    site = site_for(tmp / "site-soak", frames)
     try:
         streams = [site.stream() for _ in range(3)]
         for stream in streams:

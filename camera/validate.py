@@ -50,14 +50,14 @@ class GoodFrame:
     warning: str | None = None
 
 
-def _decode(data: bytes, tolerant: bool) -> tuple[np.ndarray, str | None]:
+def _decode(data: bytes, tolerant: bool, colorspace: str = "BGR") -> tuple[np.ndarray, str | None]:
     """Decode with libjpeg-turbo; return the picture and libjpeg's first warning, if any."""
     try:
-        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True), None
+        return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True), None
     except ValueError as exc:
         message = str(exc)
     try:
-        image = simplejpeg.decode_jpeg(data, colorspace="BGR", strict=False)
+        image = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=False)
     except ValueError:
         raise CorruptFrame("undecodable", f"libjpeg cannot decode it ({message})") from None
     lowered = message.lower()
@@ -163,14 +163,16 @@ def validate_structure(data: bytes) -> None:
     """The checks a live frame gets: a whole JPEG that libjpeg decodes without losing data.
 
     Rejects what would show as a broken picture (not a JPEG, truncated, ended early,
-    garbled data libjpeg notices) at about a sixth of the cost of ``validate_jpeg``: the
+    garbled data libjpeg notices) at about a tenth of the cost of ``validate_jpeg``: the
     picture checks (blank, flat band, seams) are for photos that are kept, not for a
-    frame that is on screen for a fifteenth of a second (README: Live view).
+    frame that is on screen for a fifteenth of a second (README: Live view). Decoded to
+    grey: libjpeg still reads every byte of every component (that is where damage shows)
+    but skips the colour conversion, 0.28 ms instead of 0.45 ms per 320x240 frame here.
 
     :raises CorruptFrame: with the same reasons as ``validate_jpeg``.
     """
     inspect(data)
-    _decode(data, tolerant=True)
+    _decode(data, tolerant=True, colorspace="GRAY")
 
 
 def validate(frame: Frame) -> GoodFrame:

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -27,86 +22,15 @@ from camera.errors import CorruptFrame
 from camera.live import HELLO
 from camera.store import parse_name
 from camera.validate import validate_jpeg, validate_structure
-from tests.helpers.frames import BAD, FRAMES_DIR, GOOD
-from tests.helpers.live import CSRF, GrabberProcess, ServerProcess, login
-from tests.helpers.mjpeg import MjpegStream
+from tests.helpers.frames import BAD, FRAMES_DIR, GOOD, flaky_camera
+from tests.helpers.live import CSRF, PASSWORD, GrabberProcess, LiveSite, login
 
 pytestmark = pytest.mark.slow
-
-PASSWORD = "live view password"
-
-
-class LiveSite:
-    """A data dir, a replay camera, the grabber and the server, and an owner."""
-
-    def __init__(self, tmp: Path, **settings: str) -> None:
-        self.data = tmp / "data"
-        self.frames = tmp / "camera"
-        self.frames.mkdir()
-        # Good frames with a corrupt one after every second, as a flaky USB camera sends.
-        good = [name for name in GOOD if "640" not in name]
-        for i, name in enumerate(good * 3):
-            shutil.copy(FRAMES_DIR / name, self.frames / f"{i:03d}-{name}")
-            if i % 2:
-                bad = BAD[(i // 2) % len(BAD)]
-                shutil.copy(FRAMES_DIR / bad, self.frames / f"{i:03d}-x-{bad}")
-        # Unix socket paths are short (108 bytes): not under pytest's long tmp path.
-        self.sockdir = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
-        self.env = {
-            "PUCCICAM_LIVE_SOCKET": str(self.sockdir / "live.sock"),
-            "PUCCICAM_CAMERA_SOURCE": f"replay:{self.frames}",
-            "PUCCICAM_CAMERA_WARMUP_DELAY": "0.5",
-            "PUCCICAM_CAMERA_WARMUP_FRAMES": "3",
-            "PUCCICAM_CAPTURE_INTERVAL": "60",
-            "PUCCICAM_WEB_BCRYPT_ROUNDS": "4",
-            **settings,
-        }
-        self.grabber_log = tmp / "grabber.log"
-        self.server_log = tmp / "server.log"
-        self.puccicam("user", "add", "owner", "--password-stdin", stdin=PASSWORD + "\n")
-        self.grabber = GrabberProcess(self.data, self.env, self.grabber_log)
-        self.server = ServerProcess(self.data, self.env, self.server_log)
-        self.port = self.server.port
-        self.cookie = login(self.server.base, "owner", PASSWORD)
-
-    def puccicam(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM_")}
-        return subprocess.run(
-            [sys.executable, "-m", "puccicam", *args, "--data-dir", str(self.data)],
-            input=stdin, capture_output=True, text=True, env={**env, **self.env}, check=True,
-        )  # fmt: skip
-
-    def stream(self, **kwargs) -> MjpegStream:
-        return MjpegStream(self.port, self.cookie, **kwargs)
-
-    def status(self) -> dict:
-        return json.loads((self.data / "status.json").read_text())
-
-    def wait_for(self, predicate, seconds: float, what: str) -> float:
-        started = time.monotonic()
-        while not predicate():
-            assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
-            time.sleep(0.05)
-        return time.monotonic() - started
-
-    def get(self, path: str, cookie: str | None = None) -> tuple[int, float]:
-        started = time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request("GET", path, headers={"Cookie": cookie or self.cookie})
-        response = conn.getresponse()
-        response.read()
-        conn.close()
-        return response.status, time.monotonic() - started
-
-    def close(self) -> None:
-        self.server.stop()
-        self.grabber.stop()
-        shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
 @pytest.fixture
 def site(tmp_path):
-    live = LiveSite(tmp_path)
+    live = LiveSite(tmp_path, flaky_camera(tmp_path / "camera"))
     yield live
     live.close()
 
@@ -219,7 +143,7 @@ def test_a_client_that_stops_reading_frees_its_slot_within_10_s(site):
 
 
 def test_a_stream_ends_after_max_minutes(tmp_path):
-    site = LiveSite(tmp_path, PUCCICAM_LIVE_MAX_MINUTES="0.05")  # 3 seconds
+    site = LiveSite(tmp_path, flaky_camera(tmp_path / "camera"), PUCCICAM_LIVE_MAX_MINUTES="0.05")
     try:
         stream = site.stream()
         took = stream.ended_within(10)
@@ -230,7 +154,12 @@ def test_a_stream_ends_after_max_minutes(tmp_path):
 
 
 def test_interval_photos_keep_their_schedule_during_live_view(tmp_path):
-    site = LiveSite(tmp_path, PUCCICAM_CAPTURE_INTERVAL="2", PUCCICAM_CAMERA_KEEP_OPEN_BELOW="1")
+    site = LiveSite(
+        tmp_path,
+        flaky_camera(tmp_path / "camera"),
+        PUCCICAM_CAPTURE_INTERVAL="2",
+        PUCCICAM_CAMERA_KEEP_OPEN_BELOW="1",
+    )
     try:
         stream = site.stream()
         frames = list(stream.frames(seconds=9))
@@ -329,19 +258,38 @@ def test_a_hostile_local_process_cannot_read_frames_or_crash_the_grabber(site):
     stream.close()
 
 
-def test_every_live_frame_passes_the_structure_check():
-    """The live check rejects every fixture the full validator rejects for structure."""
-    structural = {"not_jpeg", "truncated", "ended_early", "undecodable", "unsupported"}
-    for name in BAD:
+STRUCTURAL = {"not_jpeg", "truncated", "ended_early", "undecodable", "unsupported"}
+
+
+def _structure_agrees(data: bytes) -> None:
+    """Whatever the full validator rejects for structure, the live check rejects too."""
+    try:
+        validate_jpeg(data)
+    except CorruptFrame as exc:
+        if exc.reason in STRUCTURAL:
+            with pytest.raises(CorruptFrame):
+                validate_structure(data)
+
+
+@pytest.mark.parametrize("name", BAD + GOOD)
+def test_the_live_check_rejects_what_the_validator_rejects_for_structure(name):
+    data = (FRAMES_DIR / name).read_bytes()
+    _structure_agrees(data)
+    if name in GOOD:
+        validate_structure(data)
+
+
+def test_the_live_check_rejects_simulated_transfer_losses():
+    """As tests/test_validate.py does for photos: bytes lost from the scan in transit."""
+    import random
+
+    rng = random.Random(7)
+    for name in ("good-chelsea.jpg", "good-coffee-422.jpg", "good-640x480.jpg"):
         data = (FRAMES_DIR / name).read_bytes()
-        try:
-            validate_jpeg(data)
-        except CorruptFrame as exc:
-            if exc.reason in structural:
-                with pytest.raises(CorruptFrame):
-                    validate_structure(data)
-    for name in GOOD:
-        validate_structure((FRAMES_DIR / name).read_bytes())
+        scan = data.index(b"\xff\xda") + 20
+        for _ in range(40):
+            start = rng.randrange(scan, len(data) - 1100)
+            _structure_agrees(data[:start] + data[start + rng.randrange(16, 1024) :])
 
 
 def test_live_lines_name_the_reason(site):

@@ -30,3 +30,18 @@ EXPECTED_REASON = {
 def frame_bytes(name: str) -> bytes:
     """The bytes of one fixture frame, by file name."""
     return (FRAMES_DIR / name).read_bytes()
+
+
+def flaky_camera(target: Path) -> Path:
+    """A replay directory of good frames with a corrupt one after every second, as a
+    flaky USB camera sends them; returns ``target``."""
+    import shutil
+
+    target.mkdir()
+    good = [name for name in GOOD if "640" not in name]
+    for i, name in enumerate(good * 3):
+        shutil.copy(FRAMES_DIR / name, target / f"{i:03d}-{name}")
+        if i % 2:
+            bad = BAD[(i // 2) % len(BAD)]
+            shutil.copy(FRAMES_DIR / bad, target / f"{i:03d}-x-{bad}")
+    return target

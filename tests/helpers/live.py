@@ -6,18 +6,24 @@ the test never share its CPU time or its GIL, and its memory can be read from /p
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
+
+from tests.helpers.mjpeg import MjpegStream
 
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -137,3 +143,71 @@ def login_form(base: str, username: str, password: str) -> tuple[str, str]:
     form = {"username": username, "password": password, "csrf_token": CSRF.search(page)[1]}
     cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
     return cookie, urllib.parse.urlencode(form)
+
+
+PASSWORD = "live view password"
+
+
+class LiveSite:
+    """A data dir, a replay camera, the grabber and the server as processes, an owner
+    logged in: live view end to end (tests/test_live.py, benchmarks/bench_live.py)."""
+
+    def __init__(self, tmp: Path, frames: Path, **settings: str) -> None:
+        self.data = tmp / "data"
+        self.frames = frames  # the replay camera's directory
+        # Unix socket paths are short (108 bytes): not under pytest's long tmp path.
+        self.sockdir = Path(tempfile.mkdtemp(prefix="pl-", dir="/tmp"))
+        self.env = {
+            "PUCCICAM_LIVE_SOCKET": str(self.sockdir / "live.sock"),
+            "PUCCICAM_CAMERA_SOURCE": f"replay:{self.frames}",
+            "PUCCICAM_CAMERA_WARMUP_DELAY": "0.5",
+            "PUCCICAM_CAMERA_WARMUP_FRAMES": "3",
+            "PUCCICAM_CAPTURE_INTERVAL": "60",
+            "PUCCICAM_WEB_BCRYPT_ROUNDS": "4",
+            **settings,
+        }
+        self.grabber_log = tmp / "grabber.log"
+        self.server_log = tmp / "server.log"
+        self.puccicam("user", "add", "owner", "--password-stdin", stdin=PASSWORD + "\n")
+        self.grabber = GrabberProcess(self.data, self.env, self.grabber_log)
+        self.server = ServerProcess(self.data, self.env, self.server_log)
+        self.port = self.server.port
+        self.cookie = login(self.server.base, "owner", PASSWORD)
+
+    def puccicam(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM_")}
+        return subprocess.run(
+            [sys.executable, "-m", "puccicam", *args, "--data-dir", str(self.data)],
+            input=stdin, capture_output=True, text=True, env={**env, **self.env}, check=True,
+        )  # fmt: skip
+
+    def stream(self, **kwargs) -> MjpegStream:
+        return MjpegStream(self.port, self.cookie, **kwargs)
+
+    def status(self) -> dict:
+        """The grabber's status file; empty until it has written one."""
+        try:
+            return json.loads((self.data / "status.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+    def wait_for(self, predicate, seconds: float, what: str) -> float:
+        started = time.monotonic()
+        while not predicate():
+            assert time.monotonic() - started < seconds, f"not within {seconds} s: {what}"
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    def get(self, path: str, cookie: str | None = None) -> tuple[int, float]:
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", path, headers={"Cookie": cookie or self.cookie})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response.status, time.monotonic() - started
+
+    def close(self) -> None:
+        self.server.stop()
+        self.grabber.stop()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
