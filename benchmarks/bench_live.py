@@ -17,6 +17,8 @@ frames delivered to all viewers. The soak runs ``live.max_viewers`` viewers for
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import re
 import statistics
@@ -79,9 +81,25 @@ def wait_interval_mode(site: LiveSite) -> None:
     time.sleep(0.5)
 
 
+def wait_viewers(site: LiveSite, most: int) -> None:
+    """Until the web side has let go of the streams closed so far."""
+    deadline = time.monotonic() + 20
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", site.port, timeout=5)
+        conn.request("GET", "/live/status", headers={"Cookie": site.cookie})
+        viewers = json.loads(conn.getresponse().read())["viewers"]
+        conn.close()
+        if viewers <= most:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{viewers} streams still held")
+        time.sleep(0.05)
+
+
 def first_frame(site: LiveSite) -> float:
     started = time.monotonic()
     stream = site.stream()
+    assert stream.status == 200, f"live stream answered {stream.status}"
     next(stream.frames(30))
     took = time.monotonic() - started
     stream.close()
@@ -139,7 +157,10 @@ def run_size(tmp: Path, width: int, height: int, seconds: float, repeats: int) -
             wait_interval_mode(site)
         holder = site.stream()
         next(holder.frames(30))
-        opened = [first_frame(site) for _ in range(repeats)]
+        opened = []
+        for _ in range(repeats):
+            opened.append(first_frame(site))
+            wait_viewers(site, 1)  # the holder's alone again
         holder.close()
         wait_interval_mode(site)
         one = watch(site, 1, seconds)

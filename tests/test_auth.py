@@ -416,6 +416,7 @@ def _login_from(port: int, address: str, username: str, password: str) -> int:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_real_server_lets_the_owner_in_while_a_stranger_guesses_her_name(tmp_path, make_config):
     """Against ``puccicam serve`` with its default limits, over real sockets from several
     loopback addresses: 22 wrong passwords for ALICE, then alice's own from 127.0.0.1."""

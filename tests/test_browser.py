@@ -33,6 +33,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed here", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api")
+# A real browser: seconds a test, so with --slow (scripts/test, and CI, pass it).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

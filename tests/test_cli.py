@@ -199,9 +199,12 @@ def test_common_options_before_the_subcommand(runner, tmp_path):
 
 
 def test_serve_names_an_unusable_data_dir_not_the_port(runner, tmp_path):
+    from tests.helpers.live import free_port
+
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a directory should be")
-    result = runner.invoke(main, ["serve", "--data-dir", str(blocker / "data"), "--port", "1"])
+    port = str(free_port())  # a port anyone may listen on: only the data dir is wrong
+    result = runner.invoke(main, ["serve", "--data-dir", str(blocker / "data"), "--port", port])
     assert result.exit_code == 1
     assert "data dir" in result.output and "cannot listen" not in result.output
     assert "Traceback" not in result.output
@@ -282,6 +285,7 @@ def _run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+@pytest.mark.slow
 def test_demo_removes_its_fresh_data_dir_at_exit(tmp_path):
     from tests.helpers.live import wait_until_answering
 
@@ -300,6 +304,7 @@ def test_demo_removes_its_fresh_data_dir_at_exit(tmp_path):
     assert not list(tmp_path.glob("puccicam-demo-*"))
 
 
+@pytest.mark.slow
 def test_demo_keeps_a_named_data_dir_and_listens_where_told(tmp_path):
     from tests.helpers.live import wait_until_answering
 
@@ -494,6 +499,7 @@ def test_readme_documents_every_reason_check_can_print():
     assert reasons <= rows, f"README's check table lacks {reasons - rows}"
 
 
+@pytest.mark.slow
 def test_grab_once_refuses_while_a_grabber_runs_with_the_same_data_dir(runner, tmp_path):
     data = tmp_path / "data"
     proc = _start_grabber(data, "--interval", "300", env={"PUCCICAM_LOG_LEVEL": "WARNING"})

@@ -89,6 +89,7 @@ def test_a_corrupt_stretch_saves_nothing_and_recovers_on_the_first_good_frame(
     assert grabber.status.saved == 1 and camera.reads == 51  # the first good frame is kept
 
 
+@pytest.mark.slow
 def test_schedule_is_aligned_and_does_not_drift_over_a_day(make_config, camera):
     start = EPOCH + 17.3  # started at an odd moment
     clock = FakeClock(start, stop_at=start + DAY)
@@ -339,6 +340,7 @@ def test_silent_without_notify_socket(make_config, clock, camera):
     grabber_for(make_config(), camera, clock, notifier=notifier).run_once()
 
 
+@pytest.mark.slow
 def test_a_camera_gone_for_days_keeps_the_backoff_capped(make_config, clock, camera):
     camera.unplug()
     clock.stop_at = EPOCH + 3 * DAY

@@ -135,6 +135,7 @@ def test_real_camera_gives_raw_mjpeg_that_validates(make_config):
     assert validate_jpeg(grabber.store.read(photo.name)).image.shape == (240, 320, 3)
 
 
+@pytest.mark.slow
 def test_live_view_from_a_video_file_sends_whole_jpegs(video_file, make_config):
     """Decoded sources (video files, IP cameras, YUYV cameras) go live too: the grabber
     encodes their frames as JPEG for the viewers."""

@@ -84,6 +84,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_demo_command_runs_grabber_and_server_and_stops_on_ctrl_c(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
@@ -120,6 +121,7 @@ def test_demo_command_runs_grabber_and_server_and_stops_on_ctrl_c(tmp_path):
     assert "frame rejected" in banner + rest
 
 
+@pytest.mark.slow
 def test_serve_stops_on_sigterm_after_load(tmp_path):
     """waitress swallows ordinary exceptions raised in its loop; SIGTERM must still stop it."""
     port = _free_port()
