@@ -285,39 +285,40 @@ def _run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-@pytest.mark.slow
-def test_demo_removes_its_fresh_data_dir_at_exit(tmp_path):
+def _demo_until_ctrl_c(tmp_path: Path, while_up, *args: str) -> tuple[int, str]:
+    """Run ``puccicam demo``, call ``while_up`` once it answers, then Ctrl-C it; it must
+    exit 0. Returns (port, what it wrote to stderr)."""
     from tests.helpers.live import wait_until_answering
 
-    proc, port = _run_demo(tmp_path)
+    proc, port = _run_demo(tmp_path, *args)
     try:
         wait_until_answering(f"http://127.0.0.1:{port}/healthz", proc)
-        made = list(tmp_path.glob("puccicam-demo-*"))
-        assert len(made) == 1 and (made[0] / "puccicam.sqlite3").exists()
+        if while_up is not None:
+            while_up()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     finally:
         proc.kill()
     _out, err = proc.communicate()
     assert proc.returncode == 0, err
+    return port, err
+
+
+@pytest.mark.slow
+def test_demo_removes_its_fresh_data_dir_at_exit(tmp_path):
+    def while_up() -> None:
+        made = list(tmp_path.glob("puccicam-demo-*"))
+        assert len(made) == 1 and (made[0] / "puccicam.sqlite3").exists()
+
+    port, err = _demo_until_ctrl_c(tmp_path, while_up)
     assert f"http://127.0.0.1:{port}/" in err and "removed at exit" in err
     assert not list(tmp_path.glob("puccicam-demo-*"))
 
 
 @pytest.mark.slow
 def test_demo_keeps_a_named_data_dir_and_listens_where_told(tmp_path):
-    from tests.helpers.live import wait_until_answering
-
     data = tmp_path / "kept"
-    proc, port = _run_demo(tmp_path, "--host", "0.0.0.0", "--data-dir", str(data))
-    try:
-        wait_until_answering(f"http://127.0.0.1:{port}/healthz", proc)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
-    finally:
-        proc.kill()
-    _out, err = proc.communicate()
-    assert proc.returncode == 0, err
+    port, err = _demo_until_ctrl_c(tmp_path, None, "--host", "0.0.0.0", "--data-dir", str(data))
     url = next(line for line in err.splitlines() if "puccicam demo on http://" in line)
     assert "0.0.0.0" not in url and f":{port}/" in url  # an address a phone can open
     assert (data / "puccicam.sqlite3").exists()
