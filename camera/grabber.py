@@ -194,8 +194,13 @@ class Grabber(LiveMode):
         self.status.last_photo = photo.name
         self.status.last_error = None
         self._failures = 0
-        self.retention.prune(self.clock.now())
+        self._prune()
         return photo
+
+    def _prune(self) -> None:
+        """Run retention and count what it deleted (status ``deleted``, for /metrics)."""
+        result = self.retention.prune(self.clock.now())
+        self.status.deleted += result.expired + result.for_space
 
     # -- the daemon -----------------------------------------------------------------
 
@@ -207,6 +212,8 @@ class Grabber(LiveMode):
         found = self.status.camera_found
         if state == "ok":
             self.status.camera_found = True
+            if previous == "missing" and found:
+                self.status.reconnects += 1
             log.info("camera %s ready%s", self.source.name, " again" if found else "")
         else:
             # One never opened since start is "not found" (a wrong source, say), not "lost".
@@ -281,7 +288,7 @@ class Grabber(LiveMode):
             self.status.last_error = str(exc)
             hint = " (freeing space)" if isinstance(exc, StorageFull) else ""
             log.error("photo not saved: %s%s; will try again next time", exc, hint)
-            self.retention.prune(self.clock.now())
+            self._prune()
         else:
             self.notifier.watchdog()
             self.notifier.status(
@@ -294,7 +301,7 @@ class Grabber(LiveMode):
         """Capture on schedule until ``stop`` is set (SIGTERM/SIGINT in the CLI)."""
         interval = self.capture_settings.interval
         self._prepare()
-        self.retention.prune(self.clock.now())
+        self._prune()
         log.info(
             "grabbing from %s every %g s into %s (%s between photos)",
             self.source.name,

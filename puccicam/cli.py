@@ -454,6 +454,72 @@ def user_passwd(config: Config, name: str, password_stdin: bool) -> None:
     click.echo(f"password of {stored} changed; its sessions have ended")
 
 
+@main.group()
+def token() -> None:
+    """Read-only tokens for other clients: the newest photo (Home Assistant), or metrics."""
+
+
+@contextlib.contextmanager
+def _tokens(config: Config):
+    """The token functions of this data dir, inside the app's context."""
+    from webapp import tokens
+
+    with _accounts(config):
+        yield tokens
+
+
+@token.command("add")
+@quiet
+@click.argument("name")
+@click.option(
+    "--metrics",
+    "for_metrics",
+    is_flag=True,
+    help="A token for /metrics (Prometheus) only, instead of the newest photo.",
+)
+def token_add(config: Config, name: str, for_metrics: bool) -> None:
+    """Make a token and print it, once: it is stored only as a hash."""
+    from webapp.tokens import check_name
+
+    check_name(name)  # before the data dir, key and database exist
+    with _tokens(config) as tokens:
+        secret = tokens.add(name, "metrics" if for_metrics else "photo")
+    opens = "/metrics" if for_metrics else "/api/latest.jpg and /api/latest.json"
+    click.echo(f"token {name} created; it opens {opens} and nothing else.", err=True)
+    click.echo("Copy it now, it is not shown again:", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@quiet
+def token_list(config: Config) -> None:
+    """List the tokens: name, what each opens, when made and last used (never the token)."""
+    found = []
+    if _has_accounts_db(config):
+        with _tokens(config) as tokens:
+            found = tokens.all_tokens()
+    for info in found:
+        used = "never used" if info.last_used is None else f"last used {_when(info.last_used)}"
+        made = datetime.fromtimestamp(info.created, UTC)
+        click.echo(f"{info.name}\t{info.scope}\tmade {made:%Y-%m-%d %H:%M} UTC\t{used}")
+    if not found:
+        click.echo("no tokens yet: make one with 'puccicam token add NAME'")
+
+
+@token.command("revoke")
+@quiet
+@click.argument("name")
+def token_revoke(config: Config, name: str) -> None:
+    """Delete a token; the next request with it is refused, even while the server runs."""
+    from webapp.tokens import TokenError
+
+    if not _has_accounts_db(config):
+        raise TokenError(f"there is no token named {name!r}: no tokens were ever made here")
+    with _tokens(config) as tokens:
+        stored = tokens.revoke(name)
+    click.echo(f"token {stored} revoked")
+
+
 @main.command()
 @with_config(host="web.host", port="web.port")
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")

@@ -1,8 +1,9 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[live]``, ``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
-sections are defined in ``camera.settings``, the web's here. The environment variable
+``[live]``, ``[pet]``, ``[api]``, ``[metrics]``) except the top-level ``data_dir`` and
+``log_level``; the capture pipeline's sections are defined in ``camera.settings``, the
+web's here. The environment variable
 for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
 options are applied last. A bad value stops start-up with a message naming the key.
@@ -92,6 +93,28 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """The still-image API for other clients (Home Assistant): ``puccicam token`` makes
+    its read-only tokens; with none made, it opens nothing."""
+
+    limit: str = _key(
+        "10 per minute;100 per hour",
+        "refused API and /metrics tokens allowed per client address, then 429",
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics at ``/metrics``: off unless asked for."""
+
+    enabled: bool = _key(
+        False,
+        "serve /metrics (Prometheus text format) to loopback clients not behind a proxy, "
+        "and to tokens made with `puccicam token add NAME --metrics`",
+    )
+
+
+@dataclass(frozen=True)
 class PetConfig:
     """What the public home page says about the pet."""
 
@@ -123,6 +146,8 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     pet: PetConfig = field(default_factory=PetConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def photos_dir(self) -> Path:
@@ -155,9 +180,11 @@ SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "live": LiveConfig,
     "pet": PetConfig,
+    "api": ApiConfig,
+    "metrics": MetricsConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
-RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user")
+RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user", "api.limit")
 
 
 def all_keys() -> list[tuple[str, Any, str]]:

@@ -45,6 +45,7 @@ from webapp.security import (
 
 if TYPE_CHECKING:
     from webapp.live import LiveHub
+    from webapp.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class State:
     accounts: Accounts
     sessions: SessionCache
     live: LiveHub | None = None  # None when live.enabled is off
+    metrics: Metrics | None = None  # None when metrics.enabled is off
 
 
 def state() -> State:
@@ -151,6 +153,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         LOGIN_LIMIT_USER=web.login_limit_user,
         # Slowed login attempts that may wait at once: half the threads (webapp/auth.py).
         LOGIN_WAITERS=max(1, web.threads // 2),
+        API_LIMIT=config.api.limit,
         HSTS=web.https,
     )
     app.config.update(overrides)
@@ -171,6 +174,10 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
             config.live.max_minutes,
             token_age=app.config["REMEMBER_COOKIE_DURATION"].total_seconds(),
         )
+    if config.metrics.enabled:
+        from webapp.metrics import Metrics
+
+        state_.metrics = Metrics(config.status_path, store)
     app.extensions["puccicam"] = state_
 
     db.init_app(app)
@@ -185,17 +192,19 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     with app.app_context(), usable_database(config.database_path):
         db.create_all()
 
-    from webapp import auth, errors, gallery, live, public
+    from webapp import api, auth, errors, gallery, live, metrics, public
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(gallery.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
     errors.register(app)
     _register_hooks(app)
     app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]
     app.wsgi_app = PhotoFastPath(  # type: ignore[method-assign]
-        app, store, config.database_path, state_.sessions
+        app, store, config.database_path, state_.sessions, state_.metrics
     )
     return app
 
@@ -230,4 +239,7 @@ def _register_hooks(app: Flask) -> None:
             g.get("started", time.perf_counter()),
             user,
         )
+        metrics = state().metrics
+        if metrics is not None:
+            metrics.request(request.endpoint, response.status_code)
         return response

@@ -31,6 +31,7 @@ from wtforms import BooleanField, PasswordField, StringField
 from webapp import state
 from webapp.clients import client_key
 from webapp.extensions import db, limiter, login_manager
+from webapp.metrics import login_failed
 from webapp.models import User
 from webapp.security import here, safe_next
 from webapp.sessions import current_user_id
@@ -208,6 +209,7 @@ def login():
             return redirect(target or url_for("gallery.index"))
         failed = True
         _count_failure(digest)
+        login_failed()
         known = state().accounts.find(username) if username else None
         log.warning(
             "login failed for %s from %s%s",

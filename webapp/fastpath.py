@@ -18,6 +18,7 @@ import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from itsdangerous import BadSignature
@@ -28,7 +29,12 @@ from webapp.requestlog import log_request
 from webapp.security import drop_unparseable_dates, leading_doubled_slash, security_headers
 from webapp.sessions import VersionReader, current_user_id
 
+if TYPE_CHECKING:
+    from webapp.metrics import Metrics
+
 PREFIXES = {"/photos/": False, "/thumbs/": True}  # route -> is a thumbnail
+# What /metrics counts these requests under: Flask's endpoint names for the same routes.
+ENDPOINTS = {False: "gallery.photo_bytes", True: "gallery.thumb_bytes"}
 # Requests these headers shape (ranges, preconditions) are Flask's: send_file answers
 # them (206, 412) and the fast path keeps to the common case.
 _FLASK_ONLY = ("HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
@@ -129,9 +135,15 @@ class PhotoFastPath:
     """
 
     def __init__(
-        self, app: Flask, store: PhotoStore, database: Path, sessions: SessionCache
+        self,
+        app: Flask,
+        store: PhotoStore,
+        database: Path,
+        sessions: SessionCache,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.next = app.wsgi_app
         self.store = store
         self.versions = VersionReader(database)
@@ -210,4 +222,6 @@ class PhotoFastPath:
                 body = b""
         start_response(status, headers)
         log_request(method, path_info, status[:3], started, user)
+        if self.metrics is not None:
+            self.metrics.request(ENDPOINTS[thumb], status[:3])
         return [body]

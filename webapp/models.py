@@ -1,11 +1,11 @@
-"""The accounts table: owners who may see the photos."""
+"""The tables: owners who may see the photos, and read-only tokens for other clients."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Index, Integer, LargeBinary, String, func
+from sqlalchemy import Float, Index, Integer, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -38,3 +38,23 @@ class User(UserMixin, db.Model):
 
 # Made with a new database; in one made before, the check in ``Accounts.add`` keeps it so.
 Index("ix_user_username_lower", func.lower(User.username), unique=True)
+
+
+class ApiToken(db.Model):
+    """A read-only token for other clients (``puccicam token``): only its SHA-256 digest
+    is kept, so the database (or a backup of it) opens nothing.
+
+    ``scope`` says what it opens, one thing each: ``photo`` (``/api/latest.jpg`` and
+    ``.json``) or ``metrics`` (``/metrics``). Times are Unix seconds."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True, nullable=False)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False, default="photo")
+    created: Mapped[float] = mapped_column(Float, nullable=False)
+    last_used: Mapped[float | None] = mapped_column(Float)
+
+
+Index("ix_api_token_name_lower", func.lower(ApiToken.name), unique=True)

@@ -28,7 +28,10 @@ def make_server(app: Flask, config: Config, host: str | None = None, port: int |
     :raises ListenError: the address is in use, not ours, or not allowed.
     """
     web = config.web
-    proxy = {}
+    # No trusted proxy: waitress believes no X-Forwarded-* header, and leaves them in the
+    # request (it would otherwise delete them) so that /metrics can tell a request Caddy
+    # passed on from loopback from one made on this machine (webapp/metrics.py).
+    proxy: dict = {"clear_untrusted_proxy_headers": False}
     if web.trusted_proxy:
         # Only this address may set X-Forwarded-For/-Proto; from anyone else they are
         # dropped, so rate limits see real client addresses and nobody can fake HTTPS.
