@@ -327,3 +327,20 @@ def test_the_real_grabber_and_server_numbers_agree_across_processes(tmp_path):
     assert all(status["rejected"][reason] >= n for reason, n in rejected.items())
     assert later[("puccicam_photos_saved_created", ())] == status["started"]
     assert later[("puccicam_newest_photo_age_seconds", ())] < 30
+
+
+def test_without_a_trusted_proxy_forwarded_headers_reach_the_app_but_are_not_believed(app, caplog):
+    """webapp/server.py leaves X-Forwarded-* in the request when no proxy is trusted, for
+    from_loopback to see; the client address and the scheme stay the peer's own."""
+    with waitress_thread(app) as url:
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=10)
+        forged = {"X-Forwarded-For": "203.0.113.1", "X-Forwarded-Proto": "https"}
+        conn.request("GET", "/api/latest.json", headers=forged)
+        conn.getresponse().read()
+        conn.request("GET", "/login", headers=forged)
+        login_page = conn.getresponse()
+        login_page.read()
+        conn.close()
+    assert "refused from 127.0.0.1" in caplog.text and "203.0.113.1" not in caplog.text
+    cookies = login_page.headers.get_all("Set-Cookie") or []
+    assert cookies and not any("Secure" in cookie for cookie in cookies)

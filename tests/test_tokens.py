@@ -363,6 +363,7 @@ def test_the_cli_makes_lists_and_revokes_tokens_while_the_server_runs(tmp_path):
         assert status == 200 and body[:2] == b"\xff\xd8"
         assert _get(site.port, "/api/latest.json", bearer(token))[0] == 200
         listed = site.puccicam("token", "list").stdout
+        assert token.encode() not in (site.data / "puccicam.sqlite3").read_bytes()
         assert "home-assistant\tphoto\tmade " in listed and "last used" in listed
         assert token not in listed
 
