@@ -13,6 +13,7 @@ import re
 import statistics
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -388,3 +389,51 @@ def subprocess_error(site, *args: str) -> str:
         site.puccicam(*args)
     assert failed.value.returncode == 1
     return failed.value.stderr
+
+
+@pytest.mark.parametrize(
+    "env, key",
+    [
+        ({"PUCCICAM_API_LIMIT": "ten per minute"}, "api.limit"),
+        ({"PUCCICAM_API_LIMIT": ""}, "api.limit"),
+        ({"PUCCICAM_METRICS_ENABLED": "maybe"}, "metrics.enabled"),
+    ],
+)
+def test_bad_api_and_metrics_settings_stop_start_up_naming_the_key(env, key):
+    from puccicam.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=re.escape(f"{key} (from {next(iter(env))})")):
+        load_config(env=env)
+
+
+# -- the command, in-process ----------------------------------------------------------
+
+
+def _cli(*args: str, data: Path):
+    from click.testing import CliRunner
+
+    from puccicam.cli import main
+
+    quick = {"PUCCICAM_WEB_BCRYPT_ROUNDS": "4"}  # the app is built per command
+    return CliRunner().invoke(main, [*args, "--data-dir", str(data)], env=quick)
+
+
+def test_token_commands_say_what_is_wrong_in_one_line(tmp_path):
+    data = tmp_path / "data"
+    bad = _cli("token", "add", "no spaces please", data=data)
+    assert bad.exit_code == 1 and "a token name is 1 to 64" in bad.output
+    assert not data.exists()  # refused before anything was made
+    data.mkdir()
+    assert "no tokens yet" in _cli("token", "list", data=data).output
+    unknown = _cli("token", "revoke", "ha", data=data)
+    assert unknown.exit_code == 1 and "there is no token named 'ha'" in unknown.output
+    made = _cli("token", "add", "ha", "--metrics", data=data)
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith("pcam_") and "opens /metrics and nothing else" in made.output
+    listed = _cli("token", "list", data=data).output
+    assert "ha\tmetrics\tmade " in listed and "never used" in listed and token not in listed
+    again = _cli("token", "add", "HA", data=data)
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert _cli("token", "revoke", "ha", data=data).output == "token ha revoked\n"
+    assert "no tokens yet" in _cli("token", "list", data=data).output
