@@ -45,6 +45,10 @@ class Status:
     next_capture: float | None = None
     mode: str = "interval"  # "interval", or "live" while someone watches
     viewers: int = 0
+    notify_sent: int = 0
+    notify_failed: int = 0
+    reconnects: int = 0
+    deleted: int = 0
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
