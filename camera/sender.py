@@ -143,6 +143,13 @@ class _Worker:
             self._queue.append(message)
             self._cond.notify()
 
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
     def pending(self) -> int:
         with self._cond:
             return len(self._queue)
@@ -223,7 +230,7 @@ class Sender:
 
     def start(self) -> None:
         for worker in self.workers:
-            worker._thread.start()
+            worker.start()
 
     def put(self, message: Message) -> None:
         """Queue ``message`` for every service; never waits on the network."""
@@ -240,8 +247,7 @@ class Sender:
             worker.request_stop()
         deadline = time.monotonic() + wait
         for worker in self.workers:
-            if worker._thread.is_alive():
-                worker._thread.join(max(0.0, deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - time.monotonic()))
         left = self.pending()
         if left:
             log.warning("%d notification(s) not sent before stopping", left)
