@@ -66,10 +66,15 @@ def describe(url: str) -> str:
 def _secrets(url: str) -> list[str]:
     """The parts of ``url`` that could be secret: everything but what :func:`describe`
     shows, longest first so that a part is never left half-redacted."""
-    parts = urlsplit(url)
     shown = describe(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a netloc urlsplit refuses ("Invalid IPv6 URL"): every word of it
+        words = {w for w in re.split(r"[/:@?&=#\[\]]+", url) if w not in shown}
+        return sorted((w for w in words | {url} if len(w) >= 4), key=len, reverse=True)
     found = {url, parts.netloc, parts.username or "", parts.password or ""}
-    found |= {unquote(p) for p in parts.path.split("/")}
+    segments = parts.path.split("/")
+    found |= set(segments) | {unquote(p) for p in segments}
     found |= {value for _, value in parse_qsl(parts.query)}
     if parts.hostname and parts.hostname not in shown:
         found.add(parts.hostname)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from camera.alerts import Message
-from camera.sender import STOP_WAIT, Sender, check_url, describe, send_test
+from camera.sender import STOP_WAIT, Sender, Service, check_url, describe, send_test
 from puccicam.logs import setup_logging
 from tests.helpers.receiver import Receiver
 
@@ -186,3 +186,19 @@ def test_urls_apprise_cannot_use_are_named_without_their_text(url, problem):
 def test_good_urls_pass_the_check(receiver):
     assert check_url(receiver.url()) is None
     assert check_url("ntfys://ntfy.sh/topic") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tgram://123456789:ABCdefGhIJKlmnOPqrsTUVwxyz/12315544/",
+        f"ntfys://owner:{SECRET_PASSWORD}@ntfy.example.com/{SECRET_PATH}",
+        f"json://127.0.0.1:9/{SECRET_PATH}?token={SECRET_PASSWORD}",
+    ],
+)
+def test_a_failure_reason_naming_any_part_of_the_url_is_redacted(url):
+    service = Service(url)
+    reason = service.redact(f"could not post to {url} (path /{SECRET_PATH}, {SECRET_PASSWORD})")
+    for secret in ("ABCdefGhIJKlmnOPqrsTUVwxyz", SECRET_PATH, SECRET_PASSWORD):
+        assert secret not in url or secret not in reason
+    assert reason.startswith("could not post to ***")
