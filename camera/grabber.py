@@ -15,6 +15,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from camera.alerts import Alerts
 from camera.clock import SystemClock
 from camera.errors import (
     CameraError,
@@ -67,6 +68,7 @@ class Grabber(LiveMode):
         stop: threading.Event | None = None,
         live: LiveServer | None = None,
         live_fps: float = 15.0,
+        alerts: Alerts | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -85,6 +87,7 @@ class Grabber(LiveMode):
         )
         self.live = live
         self.live_fps = live_fps
+        self.alerts = alerts
         self._is_open = False
         self._failures = 0
         # How long the last photo took from the start of its capture to its kept frame
@@ -194,6 +197,7 @@ class Grabber(LiveMode):
         self.status.last_photo = photo.name
         self.status.last_error = None
         self._failures = 0
+        self._photo_saved(photo, jpeg, "interval")
         self._prune()
         return photo
 
@@ -201,6 +205,15 @@ class Grabber(LiveMode):
         """Run retention and count what it deleted (status ``deleted``, for /metrics)."""
         result = self.retention.prune(self.clock.now())
         self.status.deleted += result.expired + result.for_space
+
+    def _photo_saved(self, photo: Photo, jpeg: bytes, kind: str) -> None:
+        """Tell the alerts (camera back, motion); their failure never costs a photo."""
+        if self.alerts is None:
+            return
+        try:
+            self.alerts.photo_saved(photo, jpeg, kind)
+        except Exception:
+            log.exception("alerts failed on photo %s", photo.name)
 
     # -- the daemon -----------------------------------------------------------------
 
@@ -237,6 +250,9 @@ class Grabber(LiveMode):
         remove_stale_temps(data_dir)
 
     def _write_status(self) -> None:
+        if self.alerts is not None:
+            self.status.notify_sent = self.alerts.sent
+            self.status.notify_failed = self.alerts.failed
         try:
             write_status(self.status_path, self.status)
         except StorageError as exc:
@@ -310,6 +326,8 @@ class Grabber(LiveMode):
             "device kept open" if self.keep_open else "device closed",
         )
         self._start_live()
+        if self.alerts is not None:
+            self.alerts.start(self.status)
         self.notifier.ready(f"capturing every {interval:g} s from {self.source.name}")
         try:
             while not self.stop.is_set():
@@ -330,6 +348,8 @@ class Grabber(LiveMode):
         finally:
             if self.live is not None:
                 self.live.close()
+            if self.alerts is not None:
+                self.alerts.stop()
             self._close()
             self.status.next_capture = None
             self._write_status()

@@ -95,3 +95,40 @@ class LiveConfig:
         "the grabber's live socket; empty: $RUNTIME_DIRECTORY/live.sock under systemd, "
         "else data_dir/live.sock",
     )
+
+
+NOTIFY_EVENTS = ("offline", "back", "disk", "motion", "daily")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Alerts sent to the owner's phone (or anything Apprise speaks) by the grabber."""
+
+    urls: tuple[str, ...] = setting(
+        (),
+        "Apprise URLs to notify (ntfy://, tgram://, pover://, mailto://, json://...); a TOML "
+        "list, or in the environment separated by spaces or commas; empty: nothing is sent. "
+        "A secret: keep it in a mode 0600/0640 config file",
+        secret=True,
+    )
+    events: tuple[str, ...] = setting(
+        NOTIFY_EVENTS,
+        "which alerts go out: offline, back, disk, motion, daily",
+        choices=NOTIFY_EVENTS,
+    )
+    offline_after: float = setting(
+        15.0, "minutes without a photo before 'camera offline' is sent (once per outage)", min=0.05
+    )
+    motion_gap: float = setting(
+        10.0, "minutes at least between two motion alerts (each with its photo)", min=0
+    )
+    daily_at: str = setting(
+        "20:00", "local time (HH:MM) of the daily summary; empty: none", clock_time=True
+    )
+    disk_free_percent: float = setting(
+        5.0,
+        "'disk nearly full' is sent when free space falls below this percentage of the data "
+        "dir's disk, again only after it has been 5 points above; 0: never",
+        min=0,
+        max=50,
+    )

@@ -219,7 +219,7 @@ def grab(config: Config, once: bool, force: bool) -> None:
         config.storage.retention_hours,
         config.data_dir,
     )
-    grabber = make_grabber(config)
+    grabber = make_grabber(config, alerts=not once)
     if once:
         photo = grabber.run_once()
         click.echo(grabber.store.path(photo.name))
@@ -518,6 +518,35 @@ def token_revoke(config: Config, name: str) -> None:
     with _tokens(config) as tokens:
         stored = tokens.revoke(name)
     click.echo(f"token {stored} revoked")
+
+
+@main.group("notify")
+def notify_group() -> None:
+    """Notifications through Apprise to the URLs of notify.urls."""
+
+
+@notify_group.command("test")
+@with_config(preset=lambda _params, _common: {"log_level": "WARNING"}, writes_state=False)
+def notify_test(config: Config) -> None:
+    """Send a test message to every notify.urls entry now and say how each went."""
+    urls = config.notify.urls
+    if not urls:
+        raise click.ClickException(
+            "no notification URLs configured: set notify.urls in the config file "
+            "(an Apprise URL such as ntfys://ntfy.sh/TOPIC; see the operator guide)"
+        )
+    from camera.sender import send_test
+
+    results = send_test(
+        urls,
+        "puccicam: test",
+        f"A test message from puccicam on {os.uname().nodename}: notifications work.",
+    )
+    for shown, reason in results:
+        click.echo(f"ok      {shown}" if reason is None else f"failed  {shown}: {reason}")
+    failed = sum(reason is not None for _, reason in results)
+    if failed:
+        raise click.ClickException(f"{failed} of {len(results)} notification URLs failed")
 
 
 @main.command()

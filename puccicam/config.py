@@ -1,12 +1,14 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[live]``, ``[pet]``, ``[api]``, ``[metrics]``) except the top-level ``data_dir`` and
-``log_level``; the capture pipeline's sections are defined in ``camera.settings``, the
-web's here. The environment variable
-for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
+``[live]``, ``[pet]``, ``[notify]``, ``[api]``, ``[metrics]``) except the top-level
+``data_dir`` and ``log_level``; the capture pipeline's sections are defined in
+``camera.settings``, the web's here. The environment variable for a key is its dotted
+name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
-options are applied last. A bad value stops start-up with a message naming the key.
+options are applied last. A bad value stops start-up with a message naming the key. A
+list (``notify.urls``) is a TOML array, or in the environment its items separated by
+spaces or commas (as Apprise reads several URLs).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import difflib
 import logging
 import math
 import os
+import re
+import stat
 import tomllib
 import types
 import typing
@@ -23,14 +27,21 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from camera.settings import CameraConfig, CaptureConfig, LiveConfig, StorageConfig
+from camera.settings import (
+    CameraConfig,
+    CaptureConfig,
+    LiveConfig,
+    NotifyConfig,
+    StorageConfig,
+)
 from camera.settings import setting as _key
 
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "PUCCICAM_"
 CONFIG_ENV = "PUCCICAM_CONFIG"
-# A key whose name holds one of these is a secret (web.secret_key): never echoed.
+# A key whose name holds one of these is a secret (web.secret_key): never echoed; so is
+# one whose setting says ``secret=True`` (notify.urls: Apprise URLs carry tokens).
 SECRET_WORDS = ("secret", "password", "token")
 # The type names in "expected ..." messages: an operator reads "a number", not "a float".
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
@@ -148,6 +159,7 @@ class Config:
     pet: PetConfig = field(default_factory=PetConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     @property
     def photos_dir(self) -> Path:
@@ -182,6 +194,7 @@ SECTIONS: dict[str, type] = {
     "pet": PetConfig,
     "api": ApiConfig,
     "metrics": MetricsConfig,
+    "notify": NotifyConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
 RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user", "api.limit")
@@ -211,6 +224,8 @@ def example_toml() -> str:
             return "true" if value else "false"
         if isinstance(value, str):
             return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(value, tuple):
+            return "[" + ", ".join(literal(item) for item in value) + "]"
         return str(value)
 
     lines = ["# puccicam configuration: every key at its default. Uncomment to change.", ""]
@@ -234,8 +249,10 @@ def markdown_table() -> str:
     (``puccicam config --markdown``; ``scripts/docs`` puts it into both files)."""
 
     def shown(value: Any) -> str:
-        if value == "":
+        if value in ("", ()):
             return "(empty)"
+        if isinstance(value, tuple):
+            return "`" + ", ".join(value) + "`"
         if isinstance(value, bool):
             return "`true`" if value else "`false`"
         if isinstance(value, float):
@@ -265,6 +282,8 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
     """Turn a TOML value or an environment string into the field's type."""
     where = f"{key} (from {origin})"
     got = _shown(key, value)
+    if typing.get_origin(kind) is tuple:
+        return _coerce_list(where, got, value)
     if isinstance(value, str) and kind is not str and kind is not Path:
         text = value.strip()
         if kind is bool:
@@ -293,9 +312,23 @@ def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
     return value
 
 
+def _coerce_list(where: str, got: str, value: Any) -> tuple[str, ...]:
+    """A list of strings: a TOML array, or a string of items separated by spaces or commas."""
+    if isinstance(value, str):
+        return tuple(item for item in re.split(r"[\s,]+", value) if item)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value if item.strip())
+    raise ConfigError(f"{where}: expected a list of strings, got {got}")
+
+
 def is_secret(key: str) -> bool:
     """Whether a key holds a secret, whose value no message or log line may show."""
-    return any(word in key.lower() for word in SECRET_WORDS)
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return True
+    section, _, name = key.rpartition(".")
+    cls = SECTIONS.get(section) if section else Config
+    meta = next((f.metadata for f in fields(cls) if f.name == name), {}) if cls else {}
+    return bool(meta.get("secret"))
 
 
 def _shown(key: str, value: Any, *, literal: bool = True) -> str:
@@ -325,10 +358,16 @@ def _check_limits(key: str, meta: Mapping[str, Any], value: Any, origin: str) ->
             f"{len(value.encode('utf-8'))}; leave it empty to have one generated, or make "
             "one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
-    if "choices" in meta and value not in meta["choices"]:
+    if "choices" in meta and isinstance(value, tuple):
+        wrong = [item for item in value if item not in meta["choices"]]
+        if wrong:
+            raise ConfigError(f"{where}: {wrong[0]!r} is not one of {', '.join(meta['choices'])}")
+    elif "choices" in meta and value not in meta["choices"]:
         raise ConfigError(
             f"{where}: must be one of {', '.join(meta['choices'])}, got {_shown(key, value)}"
         )
+    if meta.get("clock_time") and value and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
+        raise ConfigError(f"{where}: expected a time of day as HH:MM (e.g. 20:00), got {got}")
 
 
 def _suggestion(key: str) -> str:
@@ -406,6 +445,45 @@ def _check_rate_limits(values: Mapping[str, tuple[Any, str]]) -> None:
                 "'10 per minute;50 per hour' (a count, 'per', a unit: second, minute, "
                 "hour, day; several separated by ';')"
             ) from None
+
+
+def _check_notify_urls(values: Mapping[str, tuple[Any, str]], config_file: Path | None) -> None:
+    """Every ``notify.urls`` entry must be one Apprise can send to: a typo would silence the
+    alert that the camera is down. Neither a URL nor its parts appear in a message."""
+    if not values.get("notify.urls", ((), ""))[0]:
+        return
+    from camera.sender import check_url  # only when set: Apprise takes 0.3 s to import
+
+    urls, origin = values["notify.urls"]
+    for number, url in enumerate(urls, start=1):
+        problem = check_url(url)
+        if problem:
+            raise ConfigError(
+                f"notify.urls (from {origin}): URL {number} of {len(urls)} {problem}; "
+                "see https://github.com/caronc/apprise/wiki for the forms each service takes"
+            )
+    if config_file is not None and origin == str(config_file):
+        _warn_if_readable(config_file)
+
+
+def _warn_if_readable(path: Path) -> None:
+    """Warn when a config file holding notification URLs can be read by others: by anyone,
+    or by a group other than the one puccicam runs as (install.sh's 0640 root:puccicam)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    others = info.st_mode & stat.S_IROTH
+    group = info.st_mode & stat.S_IRGRP and info.st_gid != os.getegid()
+    if others or group:
+        log.warning(
+            "config file %s holds notify.urls (secrets) but is readable by %s (mode %04o); "
+            "make it private: chmod 600 %s (or 640 with the group puccicam runs as)",
+            path,
+            "everyone" if others else "its group",
+            stat.S_IMODE(info.st_mode),
+            path,
+        )
 
 
 def _resolve_pet_photo(values: dict[str, tuple[Any, str]], config_file: Path | None) -> None:
@@ -493,6 +571,7 @@ def load_config(
             _check_limits(key, meta, value, origin_name)
             values[key] = (value, origin_name)
     _check_rate_limits(values)
+    _check_notify_urls(values, path)
     _resolve_pet_photo(values, path)
 
     top = {k: v for k, (v, _) in values.items() if "." not in k}

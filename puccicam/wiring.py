@@ -1,7 +1,7 @@
 """Turns a ``Config`` into the objects that do the work, in one place.
 
 The grabber daemon, ``grab --once``, ``prune``, the web app and the demo all get their
-source, store, retention and notifier from here, so a setting (the V4L2 buffer count,
+source, store, retention, notifier and alerts from here, so a setting (the V4L2 buffer count,
 the retention window's unit) is translated once and cannot diverge between them.
 ``camera/`` itself only ever sees its own settings sections and plain values.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+from camera.alerts import Alerts
 from camera.clock import SystemClock
 from camera.grabber import Grabber
 from camera.live import LiveServer
@@ -46,6 +47,24 @@ def make_retention(config: Config, store: PhotoStore) -> Retention:
     )
 
 
+def make_alerts(
+    config: Config, store: PhotoStore, clock: SystemClock | None = None
+) -> Alerts | None:
+    """The alerts of ``[notify]`` with their Apprise sender, or None when no URL is set
+    (then Apprise is not even imported)."""
+    if not config.notify.urls:
+        return None
+    from camera.sender import Sender
+
+    return Alerts(
+        Sender.from_urls(config.notify.urls),
+        config.notify,
+        data_dir=config.data_dir,
+        hour_counts=store.hour_counts,
+        clock=clock,
+    )
+
+
 def make_grabber(
     config: Config,
     *,
@@ -54,9 +73,10 @@ def make_grabber(
     notifier: Notifier | None = None,
     clock: SystemClock | None = None,
     stop: threading.Event | None = None,
+    alerts: bool = False,
 ) -> Grabber:
     """A grabber wired from the config; systemd's notifier unless one is given (the demo
-    passes a silent one, tests a fake clock and camera).
+    passes a silent one, tests a fake clock and camera); the daemon asks for ``alerts``.
 
     :raises ConfigError: the banner holds a character the banner font cannot draw.
     """
@@ -86,4 +106,5 @@ def make_grabber(
         stop=stop,
         live=LiveServer(config.live_socket, live.max_viewers) if live.enabled else None,
         live_fps=live.fps,
+        alerts=make_alerts(config, store, clock) if alerts else None,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from puccicam.config import ConfigError, all_keys, env_name, load_config
+from puccicam.config import ConfigError, all_keys, env_name, is_secret, load_config
 
 
 def test_defaults_match_the_original_camera_settings(tmp_path):
@@ -326,3 +327,56 @@ def test_a_relative_pet_photo_is_served_not_a_500(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the config file's directory
     response = create_app(load_config(toml, env={})).test_client().get("/pet.jpg")
     assert response.status_code == 200 and response.data == portrait
+
+
+# -- lists: notify.urls and notify.events -------------------------------------------------
+
+
+def test_a_list_comes_from_a_toml_array_or_separated_words_in_the_environment(tmp_path):
+    toml = tmp_path / "puccicam.toml"
+    toml.write_text('[notify]\nurls = ["ntfys://ntfy.sh/a", "json://127.0.0.1:9/b"]\n')
+    toml.chmod(0o600)
+    assert load_config(toml, env={}).notify.urls == ("ntfys://ntfy.sh/a", "json://127.0.0.1:9/b")
+    env = {"PUCCICAM_NOTIFY_URLS": " ntfys://ntfy.sh/a,json://127.0.0.1:9/b\n ntfys://ntfy.sh/c"}
+    urls = load_config(env=env).notify.urls
+    assert urls == ("ntfys://ntfy.sh/a", "json://127.0.0.1:9/b", "ntfys://ntfy.sh/c")
+    assert load_config(env={"PUCCICAM_NOTIFY_EVENTS": "offline back"}).notify.events == (
+        "offline",
+        "back",
+    )
+    assert load_config(env={"PUCCICAM_NOTIFY_EVENTS": ""}).notify.events == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PUCCICAM_NOTIFY_EVENTS": "offline,moton"},
+         "notify.events (from PUCCICAM_NOTIFY_EVENTS): 'moton' is not one of offline, back, "
+         "disk, motion, daily"),
+        ({"PUCCICAM_NOTIFY_DAILY_AT": "8pm"},
+         "notify.daily_at (from PUCCICAM_NOTIFY_DAILY_AT): expected a time of day as HH:MM"),
+        ({"PUCCICAM_NOTIFY_DAILY_AT": "24:00"},
+         "notify.daily_at (from PUCCICAM_NOTIFY_DAILY_AT): expected a time of day as HH:MM"),
+        ({"PUCCICAM_NOTIFY_OFFLINE_AFTER": "0.01"},
+         "notify.offline_after (from PUCCICAM_NOTIFY_OFFLINE_AFTER): must be at least 0.05, "
+         "got 0.01"),
+        ({"PUCCICAM_NOTIFY_DISK_FREE_PERCENT": "60"},
+         "notify.disk_free_percent (from PUCCICAM_NOTIFY_DISK_FREE_PERCENT): must be at most "
+         "50, got 60"),
+    ],
+)  # fmt: skip
+def test_bad_notify_values_name_the_key(env, message):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        load_config(env=env)
+
+
+def test_notify_urls_are_a_secret_in_every_message():
+    with pytest.raises(ConfigError) as caught:
+        load_config(env={"PUCCICAM_NOTIFY_URLS": "json://host/Tok3n9 nope://Tok3n9"})
+    assert "Tok3n9" not in str(caught.value)
+    assert is_secret("notify.urls") and not is_secret("notify.events")
+
+
+def test_a_daily_time_may_be_empty_or_any_hh_mm():
+    for value in ("", "0:05", "07:30", "23:59"):
+        assert load_config(env={"PUCCICAM_NOTIFY_DAILY_AT": value}).notify.daily_at == value
