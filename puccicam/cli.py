@@ -185,11 +185,19 @@ def main(config_path: Path | None, data_dir: Path | None, log_level: str | None)
 
 
 @main.command()
-@with_config(source="camera.source", interval="capture.interval", overlay="capture.overlay")
+@with_config(
+    source="camera.source",
+    interval="capture.interval",
+    overlay="capture.overlay",
+    motion="capture.motion",
+)
 @click.option("--source", help="Camera: /dev/videoN, a by-id path, a file, a URL or replay:DIR.")
 @click.option("--interval", type=float, help="Seconds between photos (at least 0.2).")
 @click.option("--once", is_flag=True, help="Take one photo and exit (non-zero on failure).")
 @click.option("--overlay/--no-overlay", default=None, help="Draw the timestamp banner or not.")
+@click.option(
+    "--motion/--no-motion", default=None, help="Also save a photo when something moves, or not."
+)
 @click.option(
     "--force", is_flag=True, help="With --once: even while a grabber runs with this data dir."
 )

@@ -1,6 +1,6 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
-Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
+Every key lives in a section (``[camera]``, ``[capture]``, ``[motion]``, ``[storage]``, ``[web]``,
 ``[live]``, ``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
 sections are defined in ``camera.settings``, the web's here. The environment variable
 for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
@@ -22,7 +22,13 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from camera.settings import CameraConfig, CaptureConfig, LiveConfig, StorageConfig
+from camera.settings import (
+    CameraConfig,
+    CaptureConfig,
+    LiveConfig,
+    MotionConfig,
+    StorageConfig,
+)
 from camera.settings import setting as _key
 
 log = logging.getLogger(__name__)
@@ -119,6 +125,7 @@ class Config:
     )
     camera: CameraConfig = field(default_factory=CameraConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
@@ -151,6 +158,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "capture": CaptureConfig,
+    "motion": MotionConfig,
     "storage": StorageConfig,
     "web": WebConfig,
     "live": LiveConfig,

@@ -86,4 +86,5 @@ def make_grabber(
         stop=stop,
         live=LiveServer(config.live_socket, live.max_viewers) if live.enabled else None,
         live_fps=live.fps,
+        motion=config.motion,
     )
