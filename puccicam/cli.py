@@ -297,6 +297,27 @@ def prune(config: Config) -> None:
 
 @main.command()
 @with_config(writes_state=False)
+@click.option("--since", help="Only photos taken since: ISO 8601 (UTC if no zone) or 30m, 2h, 1d.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of lines.")
+def photos(config: Config, since: str | None, as_json: bool) -> None:
+    """List photos: name, capture time (UTC), kind, activity (0-100), kept; oldest first."""
+    from puccicam.listing import BadTime, kept_names, line, parse_since, photo_rows
+    from puccicam.wiring import make_store
+
+    try:
+        start = parse_since(since, time.time()) if since is not None else None
+    except BadTime as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    rows = photo_rows(make_store(config), start, kept_names(config.data_dir))
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        click.echo(line(row))
+
+
+@main.command()
+@with_config(writes_state=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status file.")
 def status(config: Config, as_json: bool) -> None:
     """Show what the grabber last did; exit 1 if it never ran with this data dir."""
