@@ -99,6 +99,7 @@ class PhotoStore:
         self._roots = (str(self.root), str(self.thumbs_root) if self.thumbs_root else None)
         self._cache: dict[Path, tuple[int, list[Photo]]] | None = {} if cache_listings else None
         self._meta: dict[str, PhotoMeta] = {}
+        self._suffix_cache: dict[Path, tuple[list[Photo], list[int], list[int]]] = {}
 
     def locate(self, name: str, *, thumb: bool = False) -> str | None:
         """Where a photo (or its thumbnail) of this name would be, or None for a name
@@ -265,6 +266,50 @@ class PhotoStore:
             if found:
                 counts[int(found[0].taken_at // 3600) * 3600] = high - low
         return counts
+
+    def hour_activity(self, since: float, until: float) -> dict[int, tuple[int, int]]:
+        """Per hour in [since, until], keyed by its start: the highest activity of its
+        photos and how many of them show movement (``PhotoMeta.moving``).
+
+        Each hour's running maxima and counts are kept with its cached listing, so with
+        ``cache_listings`` a day of 100,000 photos costs a bisection per hour, not a
+        metadata lookup per photo (README: Measured, gallery with activity).
+        """
+        result = {}
+        for directory in self._hour_dirs(since, until, newest_first=False):
+            found = self._list(directory)
+            low = bisect.bisect_left(found, since, key=lambda p: p.taken_at)
+            high = bisect.bisect_right(found, until, key=lambda p: p.taken_at)
+            if low >= high:
+                continue
+            if high == len(found):
+                peaks, moving = self._suffixes(directory, found)
+                result[int(found[0].taken_at // 3600) * 3600] = (peaks[low], moving[low])
+            else:  # an hour cut off at ``until``: rare, and at most one hour
+                metas = [self.meta(p.name) for p in found[low:high]]
+                result[int(found[0].taken_at // 3600) * 3600] = (
+                    max(m.activity or 0 for m in metas),
+                    sum(m.moving for m in metas),
+                )
+        return result
+
+    def _suffixes(self, directory: Path, found: list[Photo]) -> tuple[list[int], list[int]]:
+        """For each position in an hour's listing, the highest activity and the count of
+        moving photos from there to the hour's end; kept while the listing is."""
+        hit = self._suffix_cache.get(directory)
+        if hit is not None and hit[0] is found:
+            return hit[1], hit[2]
+        peaks, moving = [0] * len(found), [0] * len(found)
+        peak = count = 0
+        for i in range(len(found) - 1, -1, -1):
+            meta = self.meta(found[i].name)
+            peak, count = max(peak, meta.activity or 0), count + meta.moving
+            peaks[i], moving[i] = peak, count
+        if self._cache is not None:
+            if len(self._suffix_cache) > 100:  # hours long deleted by retention
+                self._suffix_cache.clear()
+            self._suffix_cache[directory] = (found, peaks, moving)
+        return peaks, moving
 
     def thumb_path(self, name: str) -> Path:
         """Where the thumbnail of an existing photo lives (it may not exist yet)."""

@@ -112,3 +112,27 @@ def test_meta_of_names_the_store_never_writes_is_unknown(tmp_path):
     store = PhotoStore(tmp_path / "photos")
     assert store.meta("../../etc/passwd") == UNKNOWN
     assert store.meta("20261118T110640.000Z.jpg") == UNKNOWN  # no such photo
+
+
+@pytest.mark.parametrize("cache_listings", [False, True])
+def test_hour_activity_counts_whole_and_cut_hours(
+    tmp_path, good_frame, cache_listings, monkeypatch
+):
+    store = PhotoStore(tmp_path / "photos", cache_listings=cache_listings)
+    hour = int(EPOCH // 3600) * 3600
+    for offset, meta in [
+        (100, PhotoMeta("interval", 60)),
+        (200, PhotoMeta("motion", 20)),
+        (300, PhotoMeta("interval", 2)),
+        (3700, PhotoMeta("interval", 5)),
+        (3800, PhotoMeta()),
+    ]:
+        store.save(good_frame, hour + offset, meta=meta)
+    # Listings settle (and are cached) once their directory is a few seconds old.
+    monkeypatch.setattr("camera.store.time.time", lambda: hour + 10 * 3600)
+    whole = {hour: (60, 2), hour + 3600: (5, 0)}
+    assert store.hour_activity(hour, hour + 7200) == whole
+    assert store.hour_activity(hour, hour + 7200) == whole  # again, from the cache
+    assert store.hour_activity(hour + 150, hour + 7200)[hour] == (20, 1)  # cut at the start
+    assert store.hour_activity(hour, hour + 250)[hour] == (60, 2)  # cut at the end
+    assert store.hour_activity(hour + 250, hour + 3750) == {hour: (2, 0), hour + 3600: (5, 0)}

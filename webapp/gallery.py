@@ -54,27 +54,11 @@ def _send(path):
     return response
 
 
-def _hour_activity(since: float, now: float) -> dict[int, tuple[int, int]]:
-    """Per hour (its start): the highest activity of its photos and how many moved.
-
-    Metadata comes from the store's per-name cache: after the first view, a lookup per
-    photo, no file read (README: Measured, gallery with activity).
-    """
-    store = state().store
-    hours: dict[int, tuple[int, int]] = {}
-    for photo in store.photos(since=since, until=now):
-        meta = store.meta(photo.name)
-        hour = int(photo.taken_at // 3600) * 3600
-        peak, moving = hours.get(hour, (0, 0))
-        hours[hour] = (max(peak, meta.activity or 0), moving + meta.moving)
-    return hours
-
-
 def _timeline(since: float, now: float, interval: float) -> list[dict]:
     """24 hourly cells, each saying how full of photos it is (empty cells are gaps) and
     how much moved in it (the highest activity of its photos)."""
     counts = state().store.hour_counts(since, now)
-    activity = _hour_activity(since, now)
+    activity = state().store.hour_activity(since, now)
     expected = max(1.0, 3600 / interval)
     cells = []
     start = int(since // 3600) * 3600
