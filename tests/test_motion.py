@@ -319,3 +319,46 @@ def test_stop_while_watching_returns_promptly(make_config):
     grabber.run()
     assert time.monotonic() - started < 2
     assert grabber.status.saved == 1 and not camera.is_open
+
+
+class Viewers:
+    """The live socket's side the grabber sees (camera.live.LiveServer): viewers that
+    come and go on the fake clock, and the frames they were sent."""
+
+    def __init__(self, clock, watching: tuple[float, float]) -> None:
+        self.clock = clock
+        self.watching = watching
+        self.changed = threading.Event()
+        self.sent: list[float] = []
+        self.path = "fake.sock"
+
+    @property
+    def viewers(self) -> int:
+        return int(self.watching[0] <= self.clock.now() < self.watching[1])
+
+    def start(self) -> None:
+        pass
+
+    def publish(self, message: bytes) -> None:
+        self.sent.append(self.clock.now())
+
+    def close(self) -> None:
+        pass
+
+
+def test_motion_is_detected_in_the_frames_streamed_to_live_viewers(clip, make_config):
+    config = _motion_config(make_config, camera__drain_frames=0)
+    clock = FakeClock(START)
+    camera = ClipCamera(clip, clock, START)
+    grabber = make_grabber(config, source=camera, clock=clock, notifier=Notifier({}))
+    grabber.live = Viewers(clock, (START + 20, START + 50))  # watching across the crossing
+    # Not stop_at: with live view on, the grabber's sleeps wait on the viewers' event.
+    clock.at(START + 100, grabber.request_stop)
+    grabber.run()
+    photos = [(p.taken_at - START, grabber.store.meta(p.name).kind) for p in grabber.store.photos()]
+    motion = [t for t, kind in photos if kind == "motion"]
+    assert len(motion) == 1 and 30 <= motion[0] <= 31, photos
+    sent = [t - START for t in grabber.live.sent]
+    assert min(sent) >= 20 and max(sent) <= 50 and len(sent) >= 50  # streamed meanwhile
+    interval = [t for t, kind in photos if kind == "interval"]
+    assert len(interval) == 2 and abs(interval[1] - 60) <= 0.5  # the schedule held
