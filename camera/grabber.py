@@ -229,6 +229,8 @@ class Grabber(LiveMode, MotionMode):
         after a restart), both without the banner's band.
         """
         if self.detector is not None:
+            if self.detector.background is None:  # nothing looked at yet (``--once``)
+                return None
             return activity_from_share(self.detector.take_peak())
         cap = self.capture_settings
         current = photo_grey(good.image, cap.width, cap.height)

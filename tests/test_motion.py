@@ -362,3 +362,13 @@ def test_motion_is_detected_in_the_frames_streamed_to_live_viewers(clip, make_co
     assert min(sent) >= 20 and max(sent) <= 50 and len(sent) >= 50  # streamed meanwhile
     interval = [t for t, kind in photos if kind == "interval"]
     assert len(interval) == 2 and abs(interval[1] - 60) <= 0.5  # the schedule held
+
+
+def test_once_in_motion_mode_is_an_interval_photo_of_unknown_activity(make_config, camera, clock):
+    grabber = make_grabber(
+        _motion_config(make_config), source=camera, clock=clock, notifier=Notifier({})
+    )
+    photo = grabber.run_once()
+    assert grabber.store.meta(photo.name) == read_meta(grabber.store.path(photo.name))
+    assert read_meta(grabber.store.path(photo.name)).activity is None
+    assert read_meta(grabber.store.path(photo.name)).kind == "interval"
