@@ -4,6 +4,7 @@ frames, played to the real grabber by the fake clock; the detector on its own; a
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from dataclasses import replace
@@ -372,3 +373,18 @@ def test_once_in_motion_mode_is_an_interval_photo_of_unknown_activity(make_confi
     assert grabber.store.meta(photo.name) == read_meta(grabber.store.path(photo.name))
     assert read_meta(grabber.store.path(photo.name)).activity is None
     assert read_meta(grabber.store.path(photo.name)).kind == "interval"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PUCCICAM_MOTION_FPS": "0"}, "motion.fps (from PUCCICAM_MOTION_FPS): must be at least"),
+        ({"PUCCICAM_MOTION_MIN_AREA": "80"}, "motion.min_area (from PUCCICAM_MOTION_MIN_AREA)"),
+        ({"PUCCICAM_CAPTURE_MOTION": "sometimes"}, "capture.motion (from PUCCICAM_CAPTURE_MOTION)"),
+    ],
+)
+def test_bad_motion_settings_name_the_key(tmp_path, env, message):
+    from puccicam.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(env={"PUCCICAM_DATA_DIR": str(tmp_path), **env})
