@@ -124,6 +124,7 @@ def interval_cpu(tree: Path, frames: Path, photos: int) -> float:
 
 def clip_quality(clip) -> tuple[int, int, list[float]]:
     """(moments found within 1 s, moments present, motion photos where nothing moved)."""
+    from camera.notify import Notifier
     from puccicam.config import load_config
     from puccicam.wiring import make_grabber
     from tests.helpers.fakes import EPOCH, FakeClock
@@ -143,8 +144,6 @@ def clip_quality(clip) -> tuple[int, int, list[float]]:
             },
         )
         clock = FakeClock(start, stop_at=start + clip.duration)
-        from camera.notify import Notifier
-
         grab = make_grabber(
             config, source=ClipCamera(clip, clock, start), clock=clock, notifier=Notifier({})
         )

@@ -4,6 +4,7 @@ frames, played to the real grabber by the fake clock; the detector on its own; a
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -284,7 +285,7 @@ def test_grab_motion_as_a_process_saves_a_motion_photo_and_stops_cleanly(clip, t
         "PUCCICAM_CAMERA_DRAIN_FRAMES": "0",
         "PUCCICAM_LIVE_ENABLED": "false",
     }
-    inherited = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PUCCICAM")}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PUCCICAM")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "puccicam", "grab", "--motion", "--data-dir", str(data)],
         env={**inherited, **env},
