@@ -86,6 +86,7 @@ class Alerts:
         *,
         data_dir: Path,
         hour_counts: Callable[[float, float], dict[int, int]],
+        hour_activity: Callable[[float, float], dict[int, tuple[int, int]]] | None = None,
         clock: SystemClock | None = None,
         disk_usage: Callable[[Path], Any] = shutil.disk_usage,
     ) -> None:
@@ -93,6 +94,7 @@ class Alerts:
         self.settings = settings
         self.data_dir = data_dir
         self.hour_counts = hour_counts
+        self.hour_activity = hour_activity
         self.clock = clock or SystemClock()
         self.disk_usage = disk_usage
         self.offline_after = settings.offline_after * 60
@@ -244,14 +246,24 @@ class Alerts:
         self.outages = [o for o in self.outages if o[1] is None or o[1] > since]
         return total
 
+    def _most_active(self, since: float, until: float, counts: dict[int, int]) -> int | None:
+        """The hour with the most photos showing movement (then the highest activity);
+        with no movement at all (or no activity stored), the hour with the most photos."""
+        activity = self.hour_activity(since, until) if self.hour_activity else {}
+        moved = {hour: (moving, peak) for hour, (peak, moving) in activity.items() if peak}
+        if moved:
+            return max(moved, key=lambda hour: (moved[hour], -hour))
+        busiest = max(counts, key=lambda hour: (counts[hour], -hour), default=None)
+        return busiest if busiest is not None and counts[busiest] else None
+
     def _summary(self, due: float, now: float) -> Message:
         since = due - DAY
         counts = self.hour_counts(since, due)
         rejected = self._rejected_total()
         offline = self._offline_seconds(since, due, now)
-        busiest = max(counts, key=lambda hour: counts[hour], default=None)
+        busiest = self._most_active(since, due, counts)
         shown = "none"
-        if busiest is not None and counts[busiest]:
+        if busiest is not None:
             shown = f"{_clock_time(busiest)}-{_clock_time(busiest + 3600)}"
         body = (
             f"Last 24 hours: {sum(counts.values())} photos taken, "

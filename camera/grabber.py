@@ -4,6 +4,8 @@ Each cycle opens the camera, warms it up like the original (a delay, then frames
 away unchecked), reads until a frame passes validation, saves it atomically and prunes.
 A lost camera is retried with capped exponential backoff; a full disk skips the photo
 and keeps running. The schedule is aligned to the wall clock, so it does not drift.
+With motion mode (:mod:`camera.motionmode`) the camera stays open between photos and
+movement saves extra photos through the same validation, save and retention.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from camera.alerts import Alerts
 from camera.clock import SystemClock
 from camera.errors import (
@@ -23,6 +27,7 @@ from camera.errors import (
     CorruptFrame,
     Interrupted,
     NoGoodFrame,
+    PhotoNotFound,
     StorageError,
     StorageFull,
 )
@@ -31,9 +36,12 @@ from camera.fsutil import remove_stale_temps
 from camera.imaging import make_photo
 from camera.live import LiveServer
 from camera.livemode import LiveMode
+from camera.meta import PhotoMeta, activity_from_share
+from camera.motion import MotionDetector, changed_share, photo_grey, stored_grey
+from camera.motionmode import MotionMode
 from camera.notify import Notifier
 from camera.retention import Retention
-from camera.settings import CameraConfig, CaptureConfig
+from camera.settings import CameraConfig, CaptureConfig, MotionConfig
 from camera.source import Source
 from camera.status import Status, write_status
 from camera.store import Photo, PhotoStore
@@ -51,7 +59,7 @@ def _summary(counts: Counter[str]) -> str:
     return ", ".join(f"{reason}: {n}" for reason, n in counts.most_common()) or "none"
 
 
-class Grabber(LiveMode):
+class Grabber(LiveMode, MotionMode):
     """Takes photos from a source on a schedule and keeps the store within its limits."""
 
     def __init__(
@@ -69,6 +77,7 @@ class Grabber(LiveMode):
         live: LiveServer | None = None,
         live_fps: float = 15.0,
         alerts: Alerts | None = None,
+        motion: MotionConfig | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -90,6 +99,13 @@ class Grabber(LiveMode):
         self.alerts = alerts
         self._is_open = False
         self._failures = 0
+        # The motion settings also judge interval photos' activity without motion mode.
+        self.motion = motion or MotionConfig()
+        self.detector = MotionDetector(self.motion) if capture.motion else None
+        self._look_due = 0.0
+        self._last_motion: float | None = None
+        # The previous interval photo as a small grey picture, for its successor's activity.
+        self._previous: np.ndarray | None = None
         # How long the last photo took from the start of its capture to its kept frame
         # (opening, warm-up delay, warm-up frames, rejected frames): the schedule starts
         # that much before the boundary so the photo lands on it.
@@ -103,8 +119,11 @@ class Grabber(LiveMode):
 
     @property
     def keep_open(self) -> bool:
-        """Short intervals keep the device streaming; long ones let the LED go off."""
-        return self.capture_settings.interval < self.camera.keep_open_below
+        """Short intervals and motion mode keep the device streaming; long ones let the
+        LED go off."""
+        return self.detector is not None or (
+            self.capture_settings.interval < self.camera.keep_open_below
+        )
 
     # -- one photo ------------------------------------------------------------------
 
@@ -160,24 +179,13 @@ class Grabber(LiveMode):
         :raises NoGoodFrame: every frame tried was corrupt.
         :raises StorageError: the photo could not be written (StorageFull for a full disk).
         """
-        cap = self.capture_settings
         started = self.status.last_attempt = self.clock.now()
         try:
             skipped = self._ensure_open()
             good, rejected = self._first_good_frame()
             taken_at = self.clock.now()
             self.lead = max(0.0, taken_at - started)
-            jpeg = make_photo(
-                good.image,
-                taken_at,
-                width=cap.width,
-                height=cap.height,
-                quality=cap.jpeg_quality,
-                banner=cap.overlay_text if cap.overlay else None,
-            )
-            photo = self.store.save(
-                jpeg, taken_at, verify=lambda data: validate_jpeg(data, picture=False)
-            )
+            photo, jpeg = self._keep(good, taken_at, "interval")
         except (CameraUnavailable, NoGoodFrame):
             self._close()
             raise
@@ -192,14 +200,64 @@ class Grabber(LiveMode):
             sum(rejected.values()),
             _summary(rejected),
         )
+        self._saved(photo, jpeg, "interval")
+        return photo
+
+    def _keep(self, good: GoodFrame, taken_at: float, kind: str) -> tuple[Photo, bytes]:
+        """Make the photo of a validated frame and store it with its kind and activity;
+        the one way both interval and motion photos are written.
+
+        :raises StorageError: the photo could not be written (StorageFull for a full disk).
+        """
+        cap = self.capture_settings
+        jpeg = make_photo(
+            good.image,
+            taken_at,
+            width=cap.width,
+            height=cap.height,
+            quality=cap.jpeg_quality,
+            banner=cap.overlay_text if cap.overlay else None,
+        )
+        meta = PhotoMeta(kind, self._activity(good))
+        photo = self.store.save(
+            jpeg, taken_at, verify=lambda data: validate_jpeg(data, picture=False), meta=meta
+        )
+        return photo, jpeg
+
+    def _activity(self, good: GoodFrame) -> int | None:
+        """How much moved since the previous photo (0..100), None if unknown.
+
+        In motion mode the detector's largest movement since then; otherwise the new
+        picture against the previous interval photo (in memory, or the newest stored one
+        after a restart), both without the banner's band.
+        """
+        if self.detector is not None:
+            if self.detector.background is None:  # nothing looked at yet (``--once``)
+                return None
+            return activity_from_share(self.detector.take_peak())
+        cap = self.capture_settings
+        current = photo_grey(good.image, cap.width, cap.height)
+        previous, self._previous = self._previous, current
+        if previous is None:
+            latest = self.store.latest()
+            if latest is None:
+                return None
+            try:
+                previous = stored_grey(self.store.read(latest.name), cap.height)
+            except (PhotoNotFound, StorageError, CorruptFrame) as exc:
+                log.debug("previous photo not comparable: %s", exc)
+                return None
+        return activity_from_share(changed_share(self.motion, previous, current))
+
+    def _saved(self, photo: Photo, jpeg: bytes, kind: str) -> None:
+        """Count a stored photo in the status and prune, for interval and motion photos."""
         self.status.saved += 1
-        self.status.last_success = taken_at
+        self.status.last_success = photo.taken_at
         self.status.last_photo = photo.name
         self.status.last_error = None
         self._failures = 0
-        self._photo_saved(photo, jpeg, "interval")
+        self._photo_saved(photo, jpeg, kind)
         self._prune()
-        return photo
 
     def _prune(self) -> None:
         """Run retention and count what it deleted (status ``deleted``, for /metrics)."""
@@ -271,6 +329,9 @@ class Grabber(LiveMode):
                 continue
             if now >= deadline:
                 break
+            if self.detector is not None and self.status.camera == "ok":
+                self._watch(until=deadline)  # returns early if a viewer arrives
+                continue
             wait = min(deadline - now, step / 2) if step else deadline - now
             self.notifier.watchdog()
             if self.live is None:
@@ -325,6 +386,12 @@ class Grabber(LiveMode):
             self.store.root,
             "device kept open" if self.keep_open else "device closed",
         )
+        if self.detector is not None:
+            log.info(
+                "motion mode: looking %g time(s) a second, a motion photo at most every %g s",
+                self.motion.fps,
+                self.motion.min_gap,
+            )
         self._start_live()
         if self.alerts is not None:
             self.alerts.start(self.status)

@@ -54,6 +54,18 @@ def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def _banner_font(height: int) -> ImageFont.FreeTypeFont:
+    return _font(max(9, round(height * 0.045)))
+
+
+def banner_top(height: int) -> int:
+    """The first row of the banner band in a photo ``height`` rows high."""
+    ascent, descent = _banner_font(height).getmetrics()
+    # The band's top edge sits halfway between 8-pixel block rows, where neither JPEG's
+    # blocking nor the validator's block-seam check can mistake it for a corrupt seam.
+    return max(0, (height - (ascent + descent + 6) - 4) // 8 * 8 + 4)
+
+
 def draw_banner(image: np.ndarray, taken_at: float, text_format: str) -> np.ndarray:
     """Return a copy of ``image`` with ``text_format`` (strftime, local time) on a dark band.
 
@@ -62,12 +74,10 @@ def draw_banner(image: np.ndarray, taken_at: float, text_format: str) -> np.ndar
     """
     out = image.copy()
     height, width = out.shape[:2]
-    font = _font(max(9, round(height * 0.045)))
+    font = _banner_font(height)
     text = time.strftime(text_format, time.localtime(taken_at))
-    ascent, descent = font.getmetrics()
-    # The band's top edge sits halfway between 8-pixel block rows, where neither JPEG's
-    # blocking nor the validator's block-seam check can mistake it for a corrupt seam.
-    top = max(0, (height - (ascent + descent + 6) - 4) // 8 * 8 + 4)
+    descent = font.getmetrics()[1]
+    top = banner_top(height)
     mask = Image.new("L", (width, height - top))
     ImageDraw.Draw(mask).text(
         (4, height - top - descent - 3), text, fill=255, font=font, anchor="ls"

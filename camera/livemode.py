@@ -65,6 +65,8 @@ class LiveMode:
                     self.live.publish(encode_offline(str(exc), self.clock.now()))
                     self.clock.sleep(min(1.0, max(0.0, until - self.clock.now())), self.stop)
                     continue
+                if self.detector is not None:  # motion mode looks at the streamed frames
+                    self._look(frame)
                 now = self.clock.now()
                 if now < due:
                     continue

@@ -68,6 +68,53 @@ class CaptureConfig:
         "banner text, strftime format, local time; any character DejaVu Sans has "
         "(Latin, Greek, Cyrillic...)",
     )
+    motion: bool = setting(
+        False,
+        "also save a photo when something moves (see [motion]); keeps the camera open "
+        "(`grab --motion`)",
+    )
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Motion-triggered photos (with ``capture.motion``): how movement is told from noise."""
+
+    fps: float = setting(2.0, "frames looked at per second for movement", min=0.2, max=15)
+    min_gap: float = setting(
+        30.0,
+        "seconds at least between two motion photos (a pet at play does not fill the card)",
+        min=1,
+    )
+    threshold: int = setting(
+        25,
+        "grey levels a pixel of the small picture must differ from the background to count "
+        "as changed (higher: less sensitive to noise)",
+        min=1,
+        max=255,
+    )
+    min_area: float = setting(
+        0.5, "percent of the picture that must change to count as movement", min=0.01, max=50
+    )
+    light_area: float = setting(
+        60.0,
+        "percent of the picture changing at once that counts as a light change, not a pet "
+        "(the background is learnt anew)",
+        min=1,
+        max=100,
+    )
+    light_jump: float = setting(
+        20.0,
+        "grey levels the mean brightness may jump at once before it counts as a light change",
+        min=1,
+        max=255,
+    )
+    adapt: float = setting(
+        0.05,
+        "share of each looked-at frame blended into the background: how fast it follows "
+        "slow light changes",
+        min=0.001,
+        max=0.5,
+    )
 
 
 @dataclass(frozen=True)

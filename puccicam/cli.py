@@ -185,11 +185,19 @@ def main(config_path: Path | None, data_dir: Path | None, log_level: str | None)
 
 
 @main.command()
-@with_config(source="camera.source", interval="capture.interval", overlay="capture.overlay")
+@with_config(
+    source="camera.source",
+    interval="capture.interval",
+    overlay="capture.overlay",
+    motion="capture.motion",
+)
 @click.option("--source", help="Camera: /dev/videoN, a by-id path, a file, a URL or replay:DIR.")
 @click.option("--interval", type=float, help="Seconds between photos (at least 0.2).")
 @click.option("--once", is_flag=True, help="Take one photo and exit (non-zero on failure).")
 @click.option("--overlay/--no-overlay", default=None, help="Draw the timestamp banner or not.")
+@click.option(
+    "--motion/--no-motion", default=None, help="Also save a photo when something moves, or not."
+)
 @click.option(
     "--force", is_flag=True, help="With --once: even while a grabber runs with this data dir."
 )
@@ -285,6 +293,27 @@ def prune(config: Config) -> None:
         f"deleted {result.expired} photo(s) older than {config.storage.retention_hours:g} h "
         f"and {result.for_space} more to keep {config.storage.min_free_mb} MB free"
     )
+
+
+@main.command()
+@with_config(writes_state=False)
+@click.option("--since", help="Only photos taken since: ISO 8601 (UTC if no zone) or 30m, 2h, 1d.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of lines.")
+def photos(config: Config, since: str | None, as_json: bool) -> None:
+    """List photos: name, capture time (UTC), kind, activity (0-100), kept; oldest first."""
+    from puccicam.listing import BadTime, kept_names, line, parse_since, photo_rows
+    from puccicam.wiring import make_store
+
+    try:
+        start = parse_since(since, time.time()) if since is not None else None
+    except BadTime as exc:
+        raise click.BadParameter(str(exc), param_hint="'--since'") from None
+    rows = photo_rows(make_store(config), start, kept_names(config.data_dir))
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        click.echo(line(row))
 
 
 @main.command()

@@ -1,8 +1,8 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
-Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[live]``, ``[pet]``, ``[notify]``, ``[api]``, ``[metrics]``) except the top-level
-``data_dir`` and ``log_level``; the capture pipeline's sections are defined in
+Every key lives in a section (``[camera]``, ``[capture]``, ``[motion]``, ``[storage]``,
+``[web]``, ``[live]``, ``[pet]``, ``[notify]``, ``[api]``, ``[metrics]``) except the
+top-level ``data_dir`` and ``log_level``; the capture pipeline's sections are defined in
 ``camera.settings``, the web's here. The environment variable for a key is its dotted
 name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
@@ -31,6 +31,7 @@ from camera.settings import (
     CameraConfig,
     CaptureConfig,
     LiveConfig,
+    MotionConfig,
     NotifyConfig,
     StorageConfig,
 )
@@ -153,6 +154,7 @@ class Config:
     )
     camera: CameraConfig = field(default_factory=CameraConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     web: WebConfig = field(default_factory=WebConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
@@ -188,6 +190,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "capture": CaptureConfig,
+    "motion": MotionConfig,
     "storage": StorageConfig,
     "web": WebConfig,
     "live": LiveConfig,

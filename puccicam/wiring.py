@@ -61,6 +61,7 @@ def make_alerts(
         config.notify,
         data_dir=config.data_dir,
         hour_counts=store.hour_counts,
+        hour_activity=store.hour_activity,
         clock=clock,
     )
 
@@ -107,4 +108,5 @@ def make_grabber(
         live=LiveServer(config.live_socket, live.max_viewers) if live.enabled else None,
         live_fps=live.fps,
         alerts=make_alerts(config, store, clock) if alerts else None,
+        motion=config.motion,
     )

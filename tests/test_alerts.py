@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from camera.alerts import Alerts, next_daily
+from camera.meta import PhotoMeta
 from camera.settings import NOTIFY_EVENTS, NotifyConfig
 from camera.status import Status
 from camera.store import Photo, PhotoStore, photo_name
@@ -63,6 +64,7 @@ def make_alerts(outbox, clock, tmp_path, disk=None, store=None, **settings):
         replace(NotifyConfig(), urls=("json://127.0.0.1:9/x",), **settings),
         data_dir=tmp_path,
         hour_counts=(store.hour_counts if store else lambda since, until: {}),
+        hour_activity=store.hour_activity if store else None,
         clock=clock,
         disk_usage=disk or Disk(),
     )
@@ -196,3 +198,26 @@ def test_daily_summary_counts_photos_rejections_and_offline_hours(outbox, tmp_pa
 
 def test_events_default_to_all():
     assert NotifyConfig().events == NOTIFY_EVENTS
+
+
+def test_the_most_active_hour_is_the_one_with_movement_not_the_most_photos(outbox, tmp_path):
+    """Photos carry their activity (camera.meta): the summary names the hour the pet moved
+    in, even when another hour has more (still) photos."""
+    start = time.mktime((2026, 11, 18, 6, 0, 0, 0, 0, -1))
+    clock = FakeClock(start)
+    store = PhotoStore(tmp_path / "photos", tmp_path / "thumbs")
+    jpeg = frame_bytes("good-chelsea.jpg")
+    alerts = make_alerts(outbox, clock, tmp_path, store=store, daily_at="20:00")
+    alerts.start(Status())
+    try:
+        for minute in (0, 5, 10, 15):  # four still photos at 06:xx
+            store.save(jpeg, start + minute * MINUTE, meta=PhotoMeta("interval", 0))
+        for minute, kind, activity in ((125, "motion", 60), (130, "interval", 40)):  # 08:xx
+            store.save(jpeg, start + minute * MINUTE, meta=PhotoMeta(kind, activity))
+        clock.t = time.mktime((2026, 11, 18, 20, 0, 5, 0, 0, -1))
+        alerts.tick(clock.now())
+    finally:
+        alerts.stop()
+    body = outbox.messages[-1].body
+    eight = time.strftime("%H:%M", time.localtime(start + 2 * 3600))
+    assert f"most active hour: {eight}-" in body

@@ -16,6 +16,7 @@ from flask_babel import format_datetime, get_timezone
 from flask_login import login_required
 
 from camera.errors import PhotoNotFound
+from camera.meta import MOVING
 from camera.status import read_status
 from camera.store import Photo, parse_name
 from webapp import state
@@ -54,18 +55,23 @@ def _send(path):
 
 
 def _timeline(since: float, now: float, interval: float) -> list[dict]:
-    """24 hourly cells, each saying how full of photos it is (empty cells are gaps)."""
+    """24 hourly cells, each saying how full of photos it is (empty cells are gaps) and
+    how much moved in it (the highest activity of its photos)."""
     counts = state().store.hour_counts(since, now)
+    activity = state().store.hour_activity(since, now)
     expected = max(1.0, 3600 / interval)
     cells = []
     start = int(since // 3600) * 3600
     for hour in range(start, int(now) + 1, 3600):
         count = counts.get(hour, 0)
+        peak, moving = activity.get(hour, (0, 0))
         cells.append(
             {
                 "label": format_datetime(datetime.fromtimestamp(hour, UTC), "HH:mm"),
                 "count": count,
                 "fill": min(100, round(100 * count / expected)),
+                "activity": peak,
+                "moving": moving,
             }
         )
     return cells[-24:]
@@ -81,15 +87,24 @@ def index():
     latest = store.latest()
     before = request.args.get("before")
     after = request.args.get("after")
+    # ?moving=1: only photos with movement (camera.meta.PhotoMeta.moving: a motion photo,
+    # or activity at least camera.meta.MOVING).
+    moving = request.args.get("moving") == "1"
+
+    def shown(photos):
+        return (p for p in photos if store.meta(p.name).moving) if moving else photos
+
     if after:
         cursor = _photo_or_404(after)
-        newer = list(islice(store.photos(since=cursor.taken_at + STEP), PAGE + 1))
+        newer = list(islice(shown(store.photos(since=cursor.taken_at + STEP)), PAGE + 1))
         page = newer[:PAGE][::-1]
         has_newer = len(newer) > PAGE
         has_older = True
     else:
         until = _photo_or_404(before).taken_at - STEP if before else None
-        older = list(islice(store.photos(since=since, until=until, newest_first=True), PAGE + 1))
+        older = list(
+            islice(shown(store.photos(since=since, until=until, newest_first=True)), PAGE + 1)
+        )
         page = older[:PAGE]
         has_older = len(older) > PAGE
         has_newer = bool(before)
@@ -98,7 +113,10 @@ def index():
     zone = get_timezone()
     local = [(p.name, datetime.fromtimestamp(p.taken_at, zone)) for p in page]
     hours = [
-        (format_datetime(group[0][1], "EEE HH:00"), [(n, t.strftime("%H:%M")) for n, t in group])
+        (
+            format_datetime(group[0][1], "EEE HH:00"),
+            [(n, t.strftime("%H:%M"), store.meta(n).kind == "motion") for n, t in group],
+        )
         for _hour, grouped in groupby(local, key=lambda item: item[1].strftime("%Y%m%d%H"))
         for group in [list(grouped)]
     ]
@@ -114,6 +132,8 @@ def index():
         when=when,
         ago=ago,
         refresh_ms=int(current.config.web.refresh_seconds * 1000),
+        moving=moving,
+        moving_threshold=MOVING,
         view_prefix=url_for("gallery.view", name="x")[:-1],
         thumb_prefix=url_for("gallery.thumb_bytes", name="x")[:-1],
     )
