@@ -36,6 +36,7 @@ from camera.settings import CameraConfig, CaptureConfig
 from camera.source import Source
 from camera.status import Status, write_status
 from camera.store import Photo, PhotoStore
+from camera.timelapse import TimeLapse, TimeLapseBuilder
 from camera.validate import GoodFrame, validate, validate_jpeg
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Grabber(LiveMode):
         stop: threading.Event | None = None,
         live: LiveServer | None = None,
         live_fps: float = 15.0,
+        timelapse: TimeLapse | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -85,6 +87,8 @@ class Grabber(LiveMode):
         )
         self.live = live
         self.live_fps = live_fps
+        # Only the daemon builds the time-lapse (grab --once does not).
+        self.timelapse = TimeLapseBuilder(timelapse, self.clock.now) if timelapse else None
         self._is_open = False
         self._failures = 0
         # How long the last photo took from the start of its capture to its kept frame
@@ -195,6 +199,8 @@ class Grabber(LiveMode):
         self.status.last_error = None
         self._failures = 0
         self.retention.prune(self.clock.now())
+        if self.timelapse is not None:
+            self.timelapse.poke()
         return photo
 
     # -- the daemon -----------------------------------------------------------------
@@ -303,6 +309,8 @@ class Grabber(LiveMode):
             "device kept open" if self.keep_open else "device closed",
         )
         self._start_live()
+        if self.timelapse is not None:
+            self.timelapse.start()
         self.notifier.ready(f"capturing every {interval:g} s from {self.source.name}")
         try:
             while not self.stop.is_set():
@@ -323,6 +331,8 @@ class Grabber(LiveMode):
         finally:
             if self.live is not None:
                 self.live.close()
+            if self.timelapse is not None:
+                self.timelapse.close()
             self._close()
             self.status.next_capture = None
             self._write_status()

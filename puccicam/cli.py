@@ -289,6 +289,46 @@ def prune(config: Config) -> None:
 
 @main.command()
 @with_config(writes_state=False)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The WebM file to write (VP8; it must end in .webm).",
+)
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0, min_open=True, max=24 * 366),
+    help="How many hours back from now (default: storage.retention_hours).",
+)
+def timelapse(config: Config, out: Path, hours: float | None) -> None:
+    """Write a time-lapse of the photos still stored: one frame per photo."""
+    from camera.timelapse import write_timelapse
+    from puccicam.wiring import make_store
+
+    if out.suffix.lower() != ".webm":
+        raise click.BadParameter(
+            "the time-lapse is a WebM video: name it FILE.webm", param_hint="--out"
+        )
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"no directory {out.parent}", param_hint="--out")
+    hours = hours or config.storage.retention_hours
+    now = time.time()
+    frames = write_timelapse(
+        make_store(config),
+        out,
+        now - hours * 3600,
+        now,
+        config.timelapse.fps,
+        (config.capture.width, config.capture.height),
+    )
+    click.echo(
+        f"wrote {out}: {frames} photo(s) of the last {hours:g} h "
+        f"at {config.timelapse.fps:g} frames per second ({frames / config.timelapse.fps:.1f} s)"
+    )
+
+
+@main.command()
+@with_config(writes_state=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status file.")
 def status(config: Config, as_json: bool) -> None:
     """Show what the grabber last did; exit 1 if it never ran with this data dir."""

@@ -1,7 +1,8 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[storage]``, ``[web]``,
-``[live]``, ``[pet]``) except the top-level ``data_dir`` and ``log_level``; the capture pipeline's
+``[live]``, ``[pet]``, ``[timelapse]``) except the top-level ``data_dir`` and
+``log_level``; the capture pipeline's
 sections are defined in ``camera.settings``, the web's here. The environment variable
 for a key is its dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
@@ -22,7 +23,13 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from camera.settings import CameraConfig, CaptureConfig, LiveConfig, StorageConfig
+from camera.settings import (
+    CameraConfig,
+    CaptureConfig,
+    LiveConfig,
+    StorageConfig,
+    TimelapseConfig,
+)
 from camera.settings import setting as _key
 
 log = logging.getLogger(__name__)
@@ -123,6 +130,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     pet: PetConfig = field(default_factory=PetConfig)
+    timelapse: TimelapseConfig = field(default_factory=TimelapseConfig)
 
     @property
     def photos_dir(self) -> Path:
@@ -135,6 +143,14 @@ class Config:
     @property
     def thumbs_dir(self) -> Path:
         return self.data_dir / "thumbs"
+
+    @property
+    def kept_dir(self) -> Path:
+        return self.data_dir / "kept"
+
+    @property
+    def timelapse_dir(self) -> Path:
+        return self.data_dir / "timelapse"
 
     @property
     def database_path(self) -> Path:
@@ -155,6 +171,7 @@ SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "live": LiveConfig,
     "pet": PetConfig,
+    "timelapse": TimelapseConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
 RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user")

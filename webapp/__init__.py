@@ -24,9 +24,10 @@ from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
 from camera.errors import DataDirError
+from camera.keep import KeptPhotos
 from camera.store import PhotoStore
 from puccicam.config import Config, load_config
-from puccicam.wiring import make_store
+from puccicam.wiring import make_kept, make_store
 from webapp.accounts import Accounts, usable_database
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
@@ -61,6 +62,7 @@ class State:
     accounts: Accounts
     sessions: SessionCache
     live: LiveHub | None = None  # None when live.enabled is off
+    kept: KeptPhotos | None = None
 
 
 def state() -> State:
@@ -171,6 +173,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
             config.live.max_minutes,
             token_age=app.config["REMEMBER_COOKIE_DURATION"].total_seconds(),
         )
+    state_.kept = make_kept(config)
     app.extensions["puccicam"] = state_
 
     db.init_app(app)
@@ -185,12 +188,14 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     with app.app_context(), usable_database(config.database_path):
         db.create_all()
 
-    from webapp import auth, errors, gallery, live, public
+    from webapp import auth, errors, gallery, keep, live, public, timelapse
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(gallery.bp)
     app.register_blueprint(live.bp)
+    app.register_blueprint(keep.bp)
+    app.register_blueprint(timelapse.bp)
     errors.register(app)
     _register_hooks(app)
     app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]

@@ -1,0 +1,276 @@
+"""The time-lapse of the retention window: one frame per photo, built as photos arrive.
+
+Each hour of photos is one VP8 WebM segment, named after the photos in it
+(``segments/2026112607-<digest>.webm``): a new photo re-encodes only its own hour (12
+frames at the default interval), retention moving the window on re-encodes only the
+oldest hour, and every other hour is left as it is. The day's file is the segments
+joined by ``camera.webm`` (a byte copy, no re-encoding), replaced atomically: a
+SIGKILL at any moment leaves the previous file, whole. The web app only ever serves
+that finished file.
+
+VP8 WebM because the OpenCV wheel's FFmpeg writes it (libvpx; it has no H.264
+encoder, and MPEG-4 part 2 in MP4 does not play in Chromium) and every current
+browser plays it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from camera.errors import StorageError
+from camera.fsutil import TEMP_PREFIX, fsync_dir, remove_stale_temps, write_atomic
+from camera.retention import disk_free
+from camera.store import Photo, PhotoStore
+from camera.webm import WebmError, frame_count, join
+
+log = logging.getLogger(__name__)
+
+FOURCC = cv2.VideoWriter_fourcc(*"VP80")
+FILE_NAME = "timelapse.webm"
+
+
+def _frame(jpeg: bytes, size: tuple[int, int]) -> np.ndarray | None:
+    """The decoded photo at ``size`` (width, height), or None if it does not decode."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    if (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image
+
+
+def encode(jpegs: Iterable[bytes], path: Path, fps: float, size: tuple[int, int]) -> int:
+    """Write the photos as frames of a VP8 WebM at ``path``, atomically; the frame count.
+
+    A photo that does not decode is left out (the store holds only validated photos;
+    this is for one that went bad on disk since). The file is read back and its frames
+    counted before it replaces ``path``.
+    :raises StorageError: nothing to write, or the file could not be written whole.
+    """
+    path = Path(path)
+    # ``.PID.webm``: the container comes from the extension, and remove_stale_temps
+    # finds the writer's pid second from the end.
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.webm")
+    writer = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, FOURCC, fps, size)
+    written = 0
+    try:
+        if not writer.isOpened():
+            raise StorageError(f"cannot write a WebM video at {path}")
+        for jpeg in jpegs:
+            image = _frame(jpeg, size)
+            if image is None:
+                log.warning("a photo does not decode: left out of the time-lapse")
+                continue
+            writer.write(image)
+            written += 1
+        writer.release()
+        if not written:
+            raise StorageError("no photo to make a time-lapse of")
+        try:
+            data = tmp.read_bytes()
+            if frame_count(data) != written:
+                raise StorageError(f"{path.name} was not written whole (disk full?)")
+        except (OSError, WebmError) as exc:
+            raise StorageError(f"{path.name} was not written whole: {exc}") from exc
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def write_timelapse(
+    store: PhotoStore, out: Path, since: float, until: float, fps: float, size: tuple[int, int]
+) -> int:
+    """Encode every photo taken in [since, until] into one WebM at ``out``; frames written.
+
+    :raises StorageError: no photo in the window, or ``out`` cannot be written.
+    """
+    photos = list(store.photos(since=since, until=until))
+    if not photos:
+        raise StorageError("no photos in that window: nothing to make a time-lapse of")
+    return encode(_read_all(store, photos), out, fps, size)
+
+
+def _read_all(store: PhotoStore, photos: list[Photo]) -> Iterable[bytes]:
+    for photo in photos:
+        try:
+            yield store.read(photo.name)
+        except (OSError, LookupError):
+            continue  # deleted by retention while we read: not a frame
+
+
+def _hour(photo: Photo) -> str:
+    return f"{datetime.fromtimestamp(photo.taken_at, UTC):%Y%m%d%H}"
+
+
+class TimeLapse:
+    """The window's time-lapse under ``directory``, brought up to date by :meth:`update`.
+
+    Building stops while free space is below ``min_free_bytes`` (set above the
+    retention's floor), so a filling disk costs the time-lapse before it costs a photo.
+    """
+
+    def __init__(
+        self,
+        store: PhotoStore,
+        directory: Path,
+        *,
+        window_seconds: float,
+        fps: float,
+        size: tuple[int, int],
+        min_free_bytes: int = 0,
+        free_bytes: Callable[[Path], int] = disk_free,
+    ) -> None:
+        self.store = store
+        self.directory = Path(directory)
+        self.segments = self.directory / "segments"
+        self.path = self.directory / FILE_NAME
+        self.window_seconds = window_seconds
+        self.fps = fps
+        self.size = size
+        self.min_free_bytes = min_free_bytes
+        self.free_bytes = free_bytes
+        self._joined: list[Path] | None = None
+        self._starved = False
+
+    def _room(self) -> bool:
+        if not self.min_free_bytes:
+            return True
+        where = self.directory if self.directory.exists() else self.store.root
+        free = self.free_bytes(where)
+        if free >= self.min_free_bytes:
+            if self._starved:
+                log.info("time-lapse building again: %d MB free", free // 2**20)
+            self._starved = False
+            return True
+        if not self._starved:
+            log.warning(
+                "time-lapse not updated: %d MB free, below the %d MB it needs "
+                "(photos go on until the storage floor)",
+                free // 2**20,
+                self.min_free_bytes // 2**20,
+            )
+        self._starved = True
+        return False
+
+    def update(self, now: float) -> bool:
+        """Re-encode the hours whose photos changed and rejoin; False if nothing changed.
+
+        :raises StorageError: a segment or the file could not be written.
+        """
+        if not self._room():
+            return False
+        try:
+            self.segments.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.segments}: {exc.strerror or exc}") from exc
+        if self._joined is None:  # first run in this process: what a kill left behind
+            remove_stale_temps(self.segments)
+            remove_stale_temps(self.directory)
+        photos = list(self.store.photos(since=now - self.window_seconds, until=now))
+        wanted = []
+        for hour, group in groupby(photos, key=_hour):
+            hour_photos = list(group)
+            digest = hashlib.sha256("\n".join(p.name for p in hour_photos).encode()).hexdigest()
+            segment = self.segments / f"{hour}-{digest[:16]}.webm"
+            if not segment.exists():
+                try:
+                    encode(_read_all(self.store, hour_photos), segment, self.fps, self.size)
+                except StorageError as exc:
+                    if "no photo" not in str(exc):
+                        raise
+                    continue  # every photo of the hour went meanwhile
+            wanted.append(segment)
+        if wanted == self._joined:
+            return False
+        if wanted:
+            try:
+                data = join(wanted, 1000 / self.fps)
+            except (OSError, WebmError) as exc:
+                raise StorageError(f"cannot join the time-lapse: {exc}") from exc
+            write_atomic(self.path, data)
+        else:
+            self.path.unlink(missing_ok=True)
+        self._joined = wanted
+        self._remove_unused(set(wanted))
+        return True
+
+    def _remove_unused(self, wanted: set[Path]) -> None:
+        """Segments of hours that left the window, or of an older set of photos."""
+        for entry in os.scandir(self.segments):
+            path = Path(entry.path)
+            temp = entry.name.startswith(TEMP_PREFIX)
+            if entry.name.endswith(".webm") and not temp and path not in wanted:
+                path.unlink(missing_ok=True)
+
+
+class TimeLapseBuilder:
+    """Runs :meth:`TimeLapse.update` in a background thread, at a lower CPU priority,
+    whenever the grabber says a photo arrived: capture never waits for an encoder."""
+
+    def __init__(self, timelapse: TimeLapse, now: Callable[[], float]) -> None:
+        self.timelapse = timelapse
+        self.now = now
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="timelapse", daemon=True)
+        self._thread.start()
+        self.poke()
+
+    def poke(self) -> None:
+        """A photo was saved (or deleted): bring the time-lapse up to date soon."""
+        self._idle.clear()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no update is pending (tests and the benchmark)."""
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # Per thread on Linux: the encoder yields the CPU to capture and the web app.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                if self.timelapse.update(self.now()):
+                    log.debug("time-lapse updated")
+            except StorageError as exc:
+                log.error("time-lapse not updated: %s", exc)
+            except Exception:
+                log.exception("time-lapse not updated")
+            if not self._wake.is_set():
+                self._idle.set()

@@ -1,0 +1,86 @@
+"""The time-lapse page: the grabber's finished file, played in the page or downloaded.
+
+Nothing is encoded here: the grabber keeps ``timelapse/timelapse.webm`` up to date as
+photos arrive, so the page answers at once at any time of day. The file is replaced by
+a rename, and an open file keeps its old bytes, so a download is never half of two.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, render_template, send_file
+from flask_babel import get_timezone
+from flask_login import login_required
+
+from camera.timelapse import FILE_NAME
+from webapp import state
+from webapp.i18n import ago, when
+from webapp.keep import safe_pet
+
+bp = Blueprint("timelapse", __name__)
+
+
+@bp.before_request
+@login_required
+def require_login() -> None:
+    """Every route of this blueprint is for owners only."""
+
+
+def _path():
+    return state().config.timelapse_dir / FILE_NAME
+
+
+@bp.route("/timelapse")
+def page():
+    """The last day as a video, with a download link."""
+    config = state().config
+    try:
+        built = _path().stat().st_mtime
+    except FileNotFoundError:
+        built = None
+    return render_template(
+        "timelapse.html",
+        built=built,
+        enabled=config.timelapse.enabled,
+        hours=config.storage.retention_hours,
+        fps=config.timelapse.fps,
+        when=when,
+        ago=ago,
+    )
+
+
+def _send(as_attachment: bool):
+    path = _path()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - send_file closes it when sent
+    except FileNotFoundError:
+        abort(404)
+    info = os.fstat(handle.fileno())  # the file opened, even if replaced since
+    stamp = datetime.fromtimestamp(time.time(), UTC).astimezone(get_timezone())
+    response = send_file(
+        handle,
+        mimetype="video/webm",
+        as_attachment=as_attachment,
+        download_name=f"{safe_pet(state().config.pet.name)} {stamp:%Y-%m-%d %H.%M}.webm",
+        conditional=True,
+        etag=f"{info.st_mtime_ns}-{info.st_size}",
+        last_modified=info.st_mtime,
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@bp.route("/timelapse.webm")
+def video():
+    """The file the page plays (byte ranges for seeking)."""
+    return _send(as_attachment=False)
+
+
+@bp.route("/timelapse/download")
+def download():
+    """The same file, to save."""
+    return _send(as_attachment=True)
