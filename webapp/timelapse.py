@@ -11,9 +11,10 @@ import os
 import time
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, render_template, send_file
+from flask import Blueprint, abort, render_template, request, send_file
 from flask_babel import get_timezone
 from flask_login import login_required
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from camera.timelapse import FILE_NAME
 from webapp import state
@@ -65,11 +66,19 @@ def _send(as_attachment: bool):
         mimetype="video/webm",
         as_attachment=as_attachment,
         download_name=f"{safe_pet(state().config.pet.name)} {stamp:%Y-%m-%d %H.%M}.webm",
-        conditional=True,
+        conditional=False,
         etag=f"{info.st_mtime_ns}-{info.st_size}",
         last_modified=info.st_mtime,
-        max_age=0,
     )
+    # send_file knows no length for an open file, so no ranges: browsers seek with them.
+    response.content_length = info.st_size
+    try:
+        response = response.make_conditional(
+            request.environ, accept_ranges=True, complete_length=info.st_size
+        )
+    except RequestedRangeNotSatisfiable:
+        handle.close()
+        raise
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 
