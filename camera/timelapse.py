@@ -1,7 +1,7 @@
 """The time-lapse of the retention window: one frame per photo, built as photos arrive.
 
-Each hour of photos is one VP8 WebM segment, named after the photos in it
-(``segments/2026112607-<digest>.webm``): a new photo re-encodes only its own hour (12
+Each hour of photos is one VP8 segment, named after the photos in it
+(``segments/2026112607-<digest>.mkv``): a new photo re-encodes only its own hour (12
 frames at the default interval), retention moving the window on re-encodes only the
 oldest hour, and every other hour is left as it is. The day's file is the segments
 joined by ``camera.webm`` (a byte copy, no re-encoding), replaced atomically: a
@@ -51,7 +51,8 @@ def _frame(jpeg: bytes, size: tuple[int, int]) -> np.ndarray | None:
 
 
 def encode(jpegs: Iterable[bytes], path: Path, fps: float, size: tuple[int, int]) -> int:
-    """Write the photos as frames of a VP8 WebM at ``path``, atomically; the frame count.
+    """Write the photos as frames of a VP8 Matroska file at ``path`` (``.mkv``; see
+    ``camera.webm`` for why not WebM), atomically; the frame count.
 
     A photo that does not decode is left out (the store holds only validated photos;
     this is for one that went bad on disk since). The file is read back and its frames
@@ -59,14 +60,14 @@ def encode(jpegs: Iterable[bytes], path: Path, fps: float, size: tuple[int, int]
     :raises StorageError: nothing to write, or the file could not be written whole.
     """
     path = Path(path)
-    # ``.PID.webm``: the container comes from the extension, and remove_stale_temps
+    # ``.PID.mkv``: the container comes from the extension, and remove_stale_temps
     # finds the writer's pid second from the end.
-    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.webm")
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.mkv")
     writer = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, FOURCC, fps, size)
     written = 0
     try:
         if not writer.isOpened():
-            raise StorageError(f"cannot write a WebM video at {path}")
+            raise StorageError(f"cannot write a video at {path}")
         for jpeg in jpegs:
             image = _frame(jpeg, size)
             if image is None:
@@ -108,7 +109,14 @@ def write_timelapse(
     photos = list(store.photos(since=since, until=until))
     if not photos:
         raise StorageError("no photos in that window: nothing to make a time-lapse of")
-    return encode(_read_all(store, photos), out, fps, size)
+    out = Path(out)
+    segment = out.with_name(f"{TEMP_PREFIX}{out.name}.{os.getpid()}.mkv")
+    try:
+        frames = encode(_read_all(store, photos), segment, fps, size)
+        write_atomic(out, join([segment], 1000 / fps))
+    finally:
+        segment.unlink(missing_ok=True)
+    return frames
 
 
 def _read_all(store: PhotoStore, photos: list[Photo]) -> Iterable[bytes]:
@@ -192,7 +200,7 @@ class TimeLapse:
         for hour, group in groupby(photos, key=_hour):
             hour_photos = list(group)
             digest = hashlib.sha256("\n".join(p.name for p in hour_photos).encode()).hexdigest()
-            segment = self.segments / f"{hour}-{digest[:16]}.webm"
+            segment = self.segments / f"{hour}-{digest[:16]}.mkv"
             if not segment.exists():
                 try:
                     encode(_read_all(self.store, hour_photos), segment, self.fps, self.size)
@@ -220,7 +228,7 @@ class TimeLapse:
         for entry in os.scandir(self.segments):
             path = Path(entry.path)
             temp = entry.name.startswith(TEMP_PREFIX)
-            if entry.name.endswith(".webm") and not temp and path not in wanted:
+            if entry.name.endswith(".mkv") and not temp and path not in wanted:
                 path.unlink(missing_ok=True)
 
 

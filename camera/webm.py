@@ -1,12 +1,19 @@
-"""Joining WebM files made by the same encoder into one, without re-encoding.
+"""Joining VP8 Matroska files made by the same encoder into one WebM, without re-encoding.
 
-The time-lapse is kept as one WebM segment per hour; the day's file is those segments
-one after another. OpenCV can write VP8 WebM but not copy streams, so this is the
-small part of a Matroska muxer that is needed: take the header and the track of the
-first segment, then every segment's clusters with their timecodes moved on by the
-segments before. A cluster's blocks hold times relative to their cluster, and every
-segment starts with a key frame, so nothing inside a block changes. Costs a copy of
-the bytes (milliseconds for a day), never a decode.
+The time-lapse is kept as one segment per hour; the day's file is those segments one
+after another. OpenCV can write VP8 but not copy streams, so this is the small part of
+a Matroska muxer that is needed: take the header and the track of the first segment,
+then every segment's clusters with their timecodes moved on by the segments before. A
+cluster's blocks hold times relative to their cluster, and every segment starts with a
+key frame, so nothing inside a block changes. Costs a copy of the bytes (milliseconds
+for a day), never a decode.
+
+The segments are Matroska (``.mkv``), not WebM: OpenCV prints a line to stderr for
+every WebM file it opens ("tag VP80 is not supported with codec id 139"), which under
+systemd would be one unfiltered journal line per photo. The join writes the WebM
+document type and leaves out what only Matroska has (CRC-32 elements, which would no
+longer match once a timecode moves, and the segment UID), so browsers play the result
+as WebM.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ BLOCK_GROUP = 0xA0
 BLOCK = 0xA1
 TRACK_ENTRY = 0xAE
 TRACK_UID = 0x73C5
+DOC_TYPE = 0x4282
+CRC32 = 0xBF
+SEGMENT_UID = 0x73A4
+# Dropped from everything copied: see the module's docstring.
+NOT_COPIED = {CRC32, SEGMENT_UID, DURATION}
 UNKNOWN_SIZE = -1
 
 
@@ -125,7 +137,8 @@ class _Segment:
             if element_id == CLUSTER_TIMECODE:
                 timecode = int.from_bytes(data[s:e], "big")
                 continue
-            children.append(data[head:e])
+            if element_id != CRC32:
+                children.append(data[head:e])
             block = None
             if element_id == SIMPLE_BLOCK:
                 block = (s, e)
@@ -151,7 +164,7 @@ class _Segment:
                     for i, h, _s, end in elements(self.tracks, s, e)
                     if i != TRACK_UID
                 )
-            else:
+            elif element_id != CRC32:
                 shape += self.tracks[head:e]
         return shape
 
@@ -193,10 +206,17 @@ def join(paths: list[Path], frame_ms: float) -> bytes:
             clusters.append(element(CLUSTER, payload))
         offset += max(segment.last_block, 0) + step
     assert first is not None
-    info = b""
-    for element_id, head, _s, e in elements(first.info):
-        if element_id != DURATION:
-            info += first.info[head:e]
-    info += element(DURATION, struct.pack(">d", float(offset)))
-    body = element(INFO, info) + element(TRACKS, first.tracks) + b"".join(clusters)
-    return element(EBML_HEADER, first.header) + element(SEGMENT, body)
+    header = _copy(first.header, {DOC_TYPE: element(DOC_TYPE, b"webm")})
+    info = _copy(first.info) + element(DURATION, struct.pack(">d", float(offset)))
+    body = element(INFO, info) + element(TRACKS, _copy(first.tracks)) + b"".join(clusters)
+    return element(EBML_HEADER, header) + element(SEGMENT, body)
+
+
+def _copy(data: bytes, replace: dict[int, bytes] | None = None) -> bytes:
+    """The elements of ``data`` but those :data:`NOT_COPIED`, some replaced."""
+    replace = replace or {}
+    return b"".join(
+        replace.get(element_id, data[head:end])
+        for element_id, head, _s, end in elements(data)
+        if element_id not in NOT_COPIED
+    )

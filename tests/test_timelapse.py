@@ -156,7 +156,30 @@ def test_write_timelapse_for_any_window(tmp_path):
 
 def test_an_unwritable_place_is_a_clear_error(tmp_path):
     with pytest.raises(StorageError, match="cannot write"):
-        encode([level_jpeg(0)], Path("/proc/no-such-dir/out.webm"), 10.0, (320, 240))
+        encode([level_jpeg(0)], Path("/proc/no-such-dir/out.mkv"), 10.0, (320, 240))
+
+
+def test_the_joined_file_is_webm_with_nothing_only_matroska_has(tmp_path):
+    from camera import webm
+
+    parts = [tmp_path / "a.mkv", tmp_path / "b.mkv"]
+    encode([level_jpeg(0), level_jpeg(1)], parts[0], 10.0, (320, 240))
+    encode([level_jpeg(2)], parts[1], 10.0, (320, 240))
+    data = join(parts, 100)
+    assert b"\x42\x82\x84webm" in data[:64]  # DocType "webm"
+    found = set()
+
+    def walk(start: int, end: int) -> None:
+        for element_id, _head, s, e in webm.elements(data, start, end):
+            found.add(element_id)
+            if element_id in (webm.SEGMENT, webm.INFO, webm.TRACKS, webm.CLUSTER):
+                walk(s, e)
+
+    walk(0, len(data))
+    assert webm.CRC32 not in found and webm.SEGMENT_UID not in found
+    out = tmp_path / "joined.webm"
+    out.write_bytes(data)
+    assert frames(out)[0] == [0, 1, 2]
 
 
 def test_join_refuses_what_is_not_webm(tmp_path):
@@ -171,7 +194,7 @@ def test_join_refuses_what_is_not_webm(tmp_path):
 
 
 def test_join_refuses_segments_of_another_size(tmp_path):
-    a, b = tmp_path / "a.webm", tmp_path / "b.webm"
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
     encode([level_jpeg(0)], a, 10.0, (320, 240))
     encode([level_jpeg(1, (160, 120))], b, 10.0, (160, 120))
     with pytest.raises(WebmError, match="track differs"):
@@ -226,3 +249,59 @@ def test_sigkill_while_extending_leaves_a_playable_previous_file(tmp_path, delay
     assert frame_count(path.read_bytes()) == len(list(store.photos()))
     leftovers = [p for p in (root / "timelapse").rglob(".tmp-*")]
     assert leftovers == []
+
+
+# -- puccicam timelapse ---------------------------------------------------------------
+
+
+def _cli_store(tmp_path: Path) -> PhotoStore:
+    store = PhotoStore(tmp_path / "photos")
+    now = time.time()
+    for i in range(6):
+        store.save(level_jpeg(i), now - (6 - i) * HOUR + 60)
+    return store
+
+
+def test_cli_writes_any_window(tmp_path):
+    from click.testing import CliRunner
+
+    from puccicam.cli import main
+
+    _cli_store(tmp_path)
+    out = tmp_path / "out.webm"
+    result = CliRunner().invoke(
+        main, ["timelapse", "--out", str(out), "--hours", "3", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 photo(s) of the last 3 h" in result.output
+    assert frames(out)[0] == [3, 4, 5]
+    result = CliRunner().invoke(main, ["timelapse", "--out", str(out), "--data-dir", str(tmp_path)])
+    assert frames(out)[0] == list(range(6))  # default: the retention window
+    assert list(tmp_path.glob(".tmp-*")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hours", "0"], "Invalid value for '--hours'"),
+        (["--hours", "-2"], "Invalid value for '--hours'"),
+        (["--hours", "lots"], "Invalid value for '--hours'"),
+        (["--hours", "0.001"], "no photos in that window"),
+        (["--out", "{tmp}/out.mp4"], "name it FILE.webm"),
+        (["--out", "{tmp}/missing/out.webm"], "no directory"),
+        (["--out", "/proc/out.webm"], "cannot write"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from puccicam.cli import main
+
+    _cli_store(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out.webm")]
+    result = CliRunner().invoke(main, ["timelapse", *args, "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
