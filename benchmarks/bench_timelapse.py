@@ -82,7 +82,13 @@ def measure(count: int, repeats: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         config = load_config(
-            env={}, overrides={"data_dir": data, "web.bcrypt_rounds": 4, "log_level": "WARNING"}
+            env={},
+            overrides={
+                "data_dir": data,
+                "capture.interval": 86400 / count,  # which sets the segments' length
+                "web.bcrypt_rounds": 4,
+                "log_level": "WARNING",
+            },
         )
         store = make_store(config)
         # "now" just before an hour ends, so the current hour holds its full share

@@ -1,12 +1,14 @@
 """The time-lapse of the retention window: one frame per photo, built as photos arrive.
 
-Each hour of photos is one VP8 segment, named after the photos in it
-(``segments/2026112607-<digest>.mkv``): a new photo re-encodes only its own hour (12
-frames at the default interval), retention moving the window on re-encodes only the
-oldest hour, and every other hour is left as it is. The day's file is the segments
-joined by ``camera.webm`` (a byte copy, no re-encoding), replaced atomically: a
-SIGKILL at any moment leaves the previous file, whole. The web app only ever serves
-that finished file.
+Each stretch of photos (an hour at the default interval; down to ten minutes when photos
+come more often, so that a segment holds at most 60 at intervals of 10 s or more) is one
+VP8 segment, named after its start and the photos in it
+(``segments/20261126070000-<digest>.mkv``): a new photo re-encodes only its own segment
+(12 frames at the default interval), retention moving the window on re-encodes only the
+oldest, and every other segment is left as it is.
+The day's file is the segments joined by ``camera.webm`` (a byte copy, no
+re-encoding), replaced atomically: a SIGKILL at any moment leaves the previous file,
+whole. The web app only ever serves that finished file.
 
 VP8 WebM because the OpenCV wheel's FFmpeg writes it (libvpx; it has no H.264
 encoder, and MPEG-4 part 2 in MP4 does not play in Chromium) and every current
@@ -20,6 +22,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import groupby
@@ -28,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camera.errors import StorageError
+from camera.errors import Interrupted, StorageError
 from camera.fsutil import TEMP_PREFIX, fsync_dir, remove_stale_temps, write_atomic
 from camera.retention import disk_free
 from camera.store import Photo, PhotoStore
@@ -119,16 +122,16 @@ def write_timelapse(
     return frames
 
 
-def _read_all(store: PhotoStore, photos: list[Photo]) -> Iterable[bytes]:
+def _read_all(
+    store: PhotoStore, photos: list[Photo], stop: threading.Event | None = None
+) -> Iterable[bytes]:
     for photo in photos:
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopping")
         try:
             yield store.read(photo.name)
         except (OSError, LookupError):
             continue  # deleted by retention while we read: not a frame
-
-
-def _hour(photo: Photo) -> str:
-    return f"{datetime.fromtimestamp(photo.taken_at, UTC):%Y%m%d%H}"
 
 
 class TimeLapse:
@@ -148,6 +151,7 @@ class TimeLapse:
         size: tuple[int, int],
         min_free_bytes: int = 0,
         free_bytes: Callable[[Path], int] = disk_free,
+        segment_seconds: int = 3600,
     ) -> None:
         self.store = store
         self.directory = Path(directory)
@@ -158,6 +162,8 @@ class TimeLapse:
         self.size = size
         self.min_free_bytes = min_free_bytes
         self.free_bytes = free_bytes
+        self.segment_seconds = segment_seconds
+        self.stop: threading.Event | None = None  # set: an update ends at the next frame
         self._joined: list[Path] | None = None
         self._starved = False
 
@@ -181,10 +187,15 @@ class TimeLapse:
         self._starved = True
         return False
 
+    def _segment_start(self, photo: Photo) -> str:
+        start = int(photo.taken_at // self.segment_seconds) * self.segment_seconds
+        return f"{datetime.fromtimestamp(start, UTC):%Y%m%d%H%M%S}"
+
     def update(self, now: float) -> bool:
-        """Re-encode the hours whose photos changed and rejoin; False if nothing changed.
+        """Re-encode the segments whose photos changed and rejoin; False if nothing changed.
 
         :raises StorageError: a segment or the file could not be written.
+        :raises Interrupted: :attr:`stop` was set; the previous file stands.
         """
         if not self._room():
             return False
@@ -197,17 +208,18 @@ class TimeLapse:
             remove_stale_temps(self.directory)
         photos = list(self.store.photos(since=now - self.window_seconds, until=now))
         wanted = []
-        for hour, group in groupby(photos, key=_hour):
-            hour_photos = list(group)
-            digest = hashlib.sha256("\n".join(p.name for p in hour_photos).encode()).hexdigest()
-            segment = self.segments / f"{hour}-{digest[:16]}.mkv"
+        for start, group in groupby(photos, key=self._segment_start):
+            members = list(group)
+            digest = hashlib.sha256("\n".join(p.name for p in members).encode()).hexdigest()
+            segment = self.segments / f"{start}-{digest[:16]}.mkv"
             if not segment.exists():
+                frames = _read_all(self.store, members, self.stop)
                 try:
-                    encode(_read_all(self.store, hour_photos), segment, self.fps, self.size)
+                    encode(frames, segment, self.fps, self.size)
                 except StorageError as exc:
                     if "no photo" not in str(exc):
                         raise
-                    continue  # every photo of the hour went meanwhile
+                    continue  # every photo of the segment went meanwhile
             wanted.append(segment)
         if wanted == self._joined:
             return False
@@ -234,13 +246,21 @@ class TimeLapse:
 
 class TimeLapseBuilder:
     """Runs :meth:`TimeLapse.update` in a background thread, at a lower CPU priority,
-    whenever the grabber says a photo arrived: capture never waits for an encoder."""
+    whenever the grabber says a photo arrived: capture never waits for an encoder.
 
-    def __init__(self, timelapse: TimeLapse, now: Callable[[], float]) -> None:
+    Updates start at least ``min_gap`` seconds apart: at short intervals photos that
+    arrive meanwhile are taken together, so the encoder's share of the CPU stays bounded
+    however often photos come."""
+
+    def __init__(
+        self, timelapse: TimeLapse, now: Callable[[], float], min_gap: float = 30.0
+    ) -> None:
         self.timelapse = timelapse
         self.now = now
+        self.min_gap = min_gap
         self._wake = threading.Event()
         self._stop = threading.Event()
+        timelapse.stop = self._stop
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -258,7 +278,8 @@ class TimeLapseBuilder:
         """Wait until no update is pending (tests and the benchmark)."""
         return self._idle.wait(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread; an update under way ends at its next frame."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -270,15 +291,19 @@ class TimeLapseBuilder:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while not self._stop.is_set():
             self._wake.wait()
-            self._wake.clear()
             if self._stop.is_set():
                 break
+            self._wake.clear()
+            started = time.monotonic()
             try:
                 if self.timelapse.update(self.now()):
                     log.debug("time-lapse updated")
+            except Interrupted:
+                break
             except StorageError as exc:
                 log.error("time-lapse not updated: %s", exc)
             except Exception:
                 log.exception("time-lapse not updated")
             if not self._wake.is_set():
                 self._idle.set()
+            self._stop.wait(max(0.0, self.min_gap - (time.monotonic() - started)))

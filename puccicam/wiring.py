@@ -71,6 +71,9 @@ def make_timelapse(config: Config, store: PhotoStore) -> TimeLapse:
         fps=config.timelapse.fps,
         size=(config.capture.width, config.capture.height),
         min_free_bytes=(config.storage.min_free_mb + config.timelapse.margin_mb) * 2**20,
+        # At most about 60 photos a segment (each new photo re-encodes its segment),
+        # at least 10 minutes (a day is then at most 144 segments to join).
+        segment_seconds=int(min(3600, max(600, 60 * config.capture.interval))),
     )
 
 

@@ -172,3 +172,19 @@ def test_owner_plays_the_time_lapse(site, page, app):
     assert video.evaluate("v => v.error") is None
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.screenshot(path=str(ARTIFACTS / "timelapse-phone.png"), full_page=True)
+
+
+def test_owner_keeps_and_downloads_a_photo_on_a_phone(site, page, photos):
+    page.goto(f"{site}/login?next=/photo/{photos[0].name}")
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{site}/photo/{photos[0].name}")
+    page.click("text=Keep")
+    page.wait_for_selector("text=Un-keep")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(ARTIFACTS / "photo-kept-phone.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("text=Download")
+    assert download.value.suggested_filename.startswith("Pucci ")
+    assert download.value.suggested_filename.endswith(".jpg")

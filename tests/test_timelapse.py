@@ -305,3 +305,32 @@ def test_cli_errors_are_one_clear_line(tmp_path, args, message):
     assert result.exit_code != 0
     assert message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_shorter_intervals_get_shorter_segments(tmp_path):
+    store = PhotoStore(tmp_path / "photos")
+    _fill(store, 27, EPOCH - 27 * 30, step=30)  # every 30 s: 13.5 minutes
+    timelapse = _timelapse(tmp_path, store, segment_seconds=600)
+    timelapse.update(EPOCH)
+    assert frames(timelapse.path)[0] == list(range(27))
+    names = sorted(p.name for p in timelapse.segments.iterdir())
+    assert len(names) == 2 and all(n[10:14] in {"0000", "1000", "5000"} for n in names), names
+
+
+def test_closing_the_builder_ends_an_update_under_way(tmp_path):
+    from camera.timelapse import TimeLapseBuilder
+
+    store = PhotoStore(tmp_path / "photos")
+    jpegs = [level_jpeg(i) for i in range(MAX_INDEX + 1)]
+    for i in range(800):  # changing content: seconds to encode
+        store.save(jpegs[i % len(jpegs)], EPOCH - 800 + i)
+    timelapse = _timelapse(tmp_path, store, segment_seconds=3600)
+    builder = TimeLapseBuilder(timelapse, lambda: EPOCH)
+    builder.start()
+    time.sleep(0.2)  # into the encoding of 800 frames
+    started = time.perf_counter()
+    builder.close()
+    assert time.perf_counter() - started < 2
+    assert not builder._thread.is_alive()
+    assert not timelapse.path.exists()  # interrupted: no half file
+    assert list(timelapse.segments.glob(".tmp-*")) == []
