@@ -43,6 +43,10 @@ FOURCC = cv2.VideoWriter_fourcc(*"VP80")
 FILE_NAME = "timelapse.webm"
 
 
+class NoFrames(StorageError):
+    """None of the photos given could be made a frame (all gone or undecodable)."""
+
+
 def _frame(jpeg: bytes, size: tuple[int, int]) -> np.ndarray | None:
     """The decoded photo at ``size`` (width, height), or None if it does not decode."""
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -80,7 +84,7 @@ def encode(jpegs: Iterable[bytes], path: Path, fps: float, size: tuple[int, int]
             written += 1
         writer.release()
         if not written:
-            raise StorageError("no photo to make a time-lapse of")
+            raise NoFrames("no photo to make a time-lapse of")
         try:
             data = tmp.read_bytes()
             if frame_count(data) != written:
@@ -210,15 +214,16 @@ class TimeLapse:
         wanted = []
         for start, group in groupby(photos, key=self._segment_start):
             members = list(group)
-            digest = hashlib.sha256("\n".join(p.name for p in members).encode()).hexdigest()
+            # The rate and size too: segments made before a change of either are remade.
+            shape = f"{self.fps:g} {self.size[0]}x{self.size[1]}"
+            names = "\n".join([shape, *(p.name for p in members)])
+            digest = hashlib.sha256(names.encode()).hexdigest()
             segment = self.segments / f"{start}-{digest[:16]}.mkv"
             if not segment.exists():
                 frames = _read_all(self.store, members, self.stop)
                 try:
                     encode(frames, segment, self.fps, self.size)
-                except StorageError as exc:
-                    if "no photo" not in str(exc):
-                        raise
+                except NoFrames:
                     continue  # every photo of the segment went meanwhile
             wanted.append(segment)
         if wanted == self._joined:

@@ -334,3 +334,24 @@ def test_closing_the_builder_ends_an_update_under_way(tmp_path):
     assert not builder._thread.is_alive()
     assert not timelapse.path.exists()  # interrupted: no half file
     assert list(timelapse.segments.glob(".tmp-*")) == []
+
+
+def test_a_new_fps_or_size_remakes_every_segment(tmp_path):
+    store = PhotoStore(tmp_path / "photos")
+    _fill(store, 6, EPOCH - 3 * HOUR, step=1800)
+    _timelapse(tmp_path, store, fps=10.0).update(EPOCH)
+    for values in ({"fps": 4.0}, {"fps": 4.0, "size": (160, 120)}):
+        timelapse = _timelapse(tmp_path, store, **values)
+        assert timelapse.update(EPOCH)
+        indexes, fps, _times = frames(timelapse.path)
+        assert indexes == list(range(6)) and fps == 4.0
+    assert cv2_size(timelapse.path) == (160, 120)
+
+
+def cv2_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    capture.release()
+    return size
