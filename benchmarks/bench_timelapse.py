@@ -7,9 +7,11 @@ Not part of the test suite. Run on an idle machine:
 For a day of photos at a 5-minute interval (288) and at 30 s (2,880), spread over the
 last 24 hours: the first build from nothing (what a grabber does on its first start),
 the CPU of one update after one more photo (what the grabber's background thread
-spends per photo: the current hour re-encoded, the day joined), the time to answer
-``/timelapse`` and to send the whole file under the real server, and the wall time of
-``puccicam timelapse --out`` (a new process, everything encoded). Photos are real
+spends per photo: the current segment re-encoded, an hour of 12 photos at 5 minutes or
+half an hour of 60 at 30 s) and the bytes it writes, the time to answer ``/timelapse``
+and to send the whole file under the real server (the first request after a photo joins
+the segments), and the wall time of ``puccicam timelapse --out`` (a new process,
+everything encoded). Photos are real
 fixture frames at 320x240 with fresh sensor-like noise each, so no two are alike.
 Every figure is the median of ``--repeats`` runs (the extension: of 12 photos).
 """
@@ -99,28 +101,41 @@ def measure(count: int, repeats: int) -> dict[str, float]:
         timelapse.update(now)
         first = cpu() - started
         bases, rng = _bases(), np.random.default_rng(2)
-        per_photo = []
-        for k in range(12):
+        segments = timelapse.segments
+
+        def add_photo(k: int) -> tuple[float, int]:
+            """One more photo: the update's CPU and the bytes it wrote (its segment)."""
             taken = now + 1 + k
             store.save(photo(bases, rng, k), taken)
+            before = {p.name for p in segments.iterdir()}
             started = cpu()
             timelapse.update(taken)
-            per_photo.append(cpu() - started)
+            spent = cpu() - started
+            written = sum(p.stat().st_size for p in segments.iterdir() if p.name not in before)
+            return spent, written
+
+        per_photo = [add_photo(k) for k in range(12)]
         size = timelapse.path.stat().st_size
 
         app = create_app(config)
         with app.app_context():
             state().accounts.add("owner", PASSWORD)
-        page_times, file_times = [], []
+        page_times, joined_times, cached_times = [], [], []
         with waitress_thread(app) as url:
             cookie = login(url, "owner", PASSWORD)
-            for _ in range(max(repeats, 10)):
-                for target, times in (("/timelapse", page_times), ("/timelapse.webm", file_times)):
-                    request = urllib.request.Request(url + target, headers={"Cookie": cookie})
-                    started = time.perf_counter()
-                    with urllib.request.urlopen(request) as response:
-                        response.read()
-                    times.append(time.perf_counter() - started)
+
+            def get(target: str) -> float:
+                request = urllib.request.Request(url + target, headers={"Cookie": cookie})
+                started = time.perf_counter()
+                with urllib.request.urlopen(request) as response:
+                    response.read()
+                return time.perf_counter() - started
+
+            for k in range(max(repeats, 5)):
+                add_photo(100 + k)  # a new list of segments: the next GET joins them
+                page_times.append(get("/timelapse"))
+                joined_times.append(get("/timelapse.webm"))
+                cached_times.append(get("/timelapse.webm"))
 
         cli_wall, cli_cpu = [], []
         for _ in range(repeats):
@@ -136,10 +151,12 @@ def measure(count: int, repeats: int) -> dict[str, float]:
             cli_cpu.append(children_cpu() - before)
     return {
         "first build, CPU s": first,
-        "CPU per added photo, ms": 1000 * statistics.median(per_photo),
-        "file size, KB": size / 1024,
+        "CPU per added photo, ms": 1000 * statistics.median(c for c, _w in per_photo),
+        "written per added photo, KB": statistics.median(w for _c, w in per_photo) / 1024,
+        "day file, KB": size / 1024,
         "GET /timelapse, ms": 1000 * statistics.median(page_times),
-        "GET /timelapse.webm (whole file), ms": 1000 * statistics.median(file_times),
+        "GET /timelapse.webm after a photo (joins), ms": 1000 * statistics.median(joined_times),
+        "GET /timelapse.webm again, ms": 1000 * statistics.median(cached_times),
         "puccicam timelapse, wall s": statistics.median(cli_wall),
         "puccicam timelapse, CPU s": statistics.median(cli_cpu),
     }

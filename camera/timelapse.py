@@ -6,9 +6,12 @@ VP8 segment, named after its start and the photos in it
 (``segments/20261126070000-<digest>.mkv``): a new photo re-encodes only its own segment
 (12 frames at the default interval), retention moving the window on re-encodes only the
 oldest, and every other segment is left as it is.
-The day's file is the segments joined by ``camera.webm`` (a byte copy, no
-re-encoding), replaced atomically: a SIGKILL at any moment leaves the previous file,
-whole. The web app only ever serves that finished file.
+After the segments, the builder replaces ``segments.json``, the list of the current
+ones, and only then deletes the segments it replaced: a SIGKILL at any moment leaves a
+list whose segments all exist, whole. The day's file is those segments joined by
+``camera.webm`` (a byte copy of a few MB, no re-encoding), made by :func:`day_file` when
+someone asks for it and kept until the list changes: writing it after every photo
+would rewrite megabytes on the SD card every few minutes for a file seldom watched.
 
 VP8 WebM because the OpenCV wheel's FFmpeg writes it (libvpx; it has no H.264
 encoder, and MPEG-4 part 2 in MP4 does not play in Chromium) and every current
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -40,7 +45,8 @@ from camera.webm import WebmError, frame_count, join
 log = logging.getLogger(__name__)
 
 FOURCC = cv2.VideoWriter_fourcc(*"VP80")
-FILE_NAME = "timelapse.webm"
+MANIFEST = "segments.json"
+DAY_FILE = re.compile(r"timelapse-[0-9a-f]{16}\.webm")
 
 
 class NoFrames(StorageError):
@@ -160,7 +166,6 @@ class TimeLapse:
         self.store = store
         self.directory = Path(directory)
         self.segments = self.directory / "segments"
-        self.path = self.directory / FILE_NAME
         self.window_seconds = window_seconds
         self.fps = fps
         self.size = size
@@ -174,7 +179,11 @@ class TimeLapse:
     def _room(self) -> bool:
         if not self.min_free_bytes:
             return True
-        where = self.directory if self.directory.exists() else self.store.root
+        # the data dir, before the first photo made the others
+        places = (self.directory, self.store.root, self.directory.parent)
+        where = next((p for p in places if p.exists()), None)
+        if where is None:
+            return True
         free = self.free_bytes(where)
         if free >= self.min_free_bytes:
             if self._starved:
@@ -228,17 +237,16 @@ class TimeLapse:
             wanted.append(segment)
         if wanted == self._joined:
             return False
-        if wanted:
-            try:
-                data = join(wanted, 1000 / self.fps)
-            except (OSError, WebmError) as exc:
-                raise StorageError(f"cannot join the time-lapse: {exc}") from exc
-            write_atomic(self.path, data)
-        else:
-            self.path.unlink(missing_ok=True)
+        manifest = {"fps": self.fps, "segments": [p.name for p in wanted]}
+        write_atomic(self.directory / MANIFEST, json.dumps(manifest).encode())
         self._joined = wanted
         self._remove_unused(set(wanted))
         return True
+
+    @property
+    def path(self) -> Path | None:
+        """The day's file (see :func:`day_file`)."""
+        return day_file(self.directory)
 
     def _remove_unused(self, wanted: set[Path]) -> None:
         """Segments of hours that left the window, or of an older set of photos."""
@@ -247,6 +255,50 @@ class TimeLapse:
             temp = entry.name.startswith(TEMP_PREFIX)
             if entry.name.endswith(".mkv") and not temp and path not in wanted:
                 path.unlink(missing_ok=True)
+
+
+def manifest(directory: Path) -> tuple[float, list[str]] | None:
+    """The fps and current segments the builder last listed, or None before its first."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        return float(manifest["fps"]), [str(n) for n in manifest["segments"]]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StorageError(f"{directory / MANIFEST} is unreadable: {exc}") from exc
+
+
+def day_file(directory: Path) -> Path | None:
+    """The time-lapse of the current segments as one WebM file, joined now if it was not
+    yet; None while there is no photo in the window.
+
+    Named after its segments (``timelapse-<digest>.webm``), so the file of a list is
+    made once, by whoever asks first (two at once each write a whole one and rename);
+    files of older lists are deleted (a reader still sending one keeps its open file).
+    :raises StorageError: the list is unreadable or the file cannot be written.
+    """
+    directory = Path(directory)
+    for _attempt in range(3):
+        found = manifest(directory)
+        if found is None or not found[1]:
+            return None
+        fps, names = found
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+        path = directory / f"timelapse-{digest}.webm"
+        if path.exists():
+            return path
+        try:
+            data = join([directory / "segments" / n for n in names], 1000 / fps)
+        except FileNotFoundError:
+            continue  # the builder replaced a segment meanwhile: read the new list
+        except (OSError, WebmError) as exc:
+            raise StorageError(f"cannot join the time-lapse: {exc}") from exc
+        write_atomic(path, data)
+        for entry in os.scandir(directory):
+            if DAY_FILE.fullmatch(entry.name) and entry.name != path.name:
+                Path(entry.path).unlink(missing_ok=True)
+        return path
+    raise StorageError("the time-lapse kept changing while it was being joined")
 
 
 class TimeLapseBuilder:

@@ -1,12 +1,15 @@
-"""The time-lapse page: the grabber's finished file, played in the page or downloaded.
+"""The time-lapse page: the grabber's segments as one file, played in the page or saved.
 
-Nothing is encoded here: the grabber keeps ``timelapse/timelapse.webm`` up to date as
-photos arrive, so the page answers at once at any time of day. The file is replaced by
-a rename, and an open file keeps its old bytes, so a download is never half of two.
+Nothing is encoded here: the grabber keeps the segments up to date as photos arrive,
+and the day's file is those segments joined (a byte copy, once per change; see
+``camera.timelapse.day_file``), so the page answers at once at any time of day. A file
+is replaced by a rename, and an open file keeps its bytes, so a download is never half
+of two.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -16,12 +19,14 @@ from flask_babel import get_timezone
 from flask_login import login_required
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from camera.timelapse import FILE_NAME
+from camera.errors import StorageError
+from camera.timelapse import MANIFEST, day_file, manifest
 from webapp import state
 from webapp.i18n import ago, when
 from webapp.keep import safe_pet
 
 bp = Blueprint("timelapse", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.before_request
@@ -30,18 +35,19 @@ def require_login() -> None:
     """Every route of this blueprint is for owners only."""
 
 
-def _path():
-    return state().config.timelapse_dir / FILE_NAME
 
 
 @bp.route("/timelapse")
 def page():
     """The last day as a video, with a download link."""
     config = state().config
+    built = None
     try:
-        built = _path().stat().st_mtime
-    except FileNotFoundError:
-        built = None
+        listed = manifest(config.timelapse_dir)
+        if listed and listed[1]:
+            built = (config.timelapse_dir / MANIFEST).stat().st_mtime
+    except (StorageError, FileNotFoundError) as exc:
+        log.error("time-lapse not shown: %s", exc)
     return render_template(
         "timelapse.html",
         built=built,
@@ -54,11 +60,22 @@ def page():
 
 
 def _send(as_attachment: bool):
-    path = _path()
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - send_file closes it when sent
-    except FileNotFoundError:
-        abort(404)
+    handle = None
+    for _attempt in range(3):
+        try:
+            path = day_file(state().config.timelapse_dir)
+        except StorageError as exc:
+            log.error("time-lapse not served: %s", exc)
+            abort(503)
+        if path is None:
+            abort(404)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - send_file closes it when sent
+            break
+        except FileNotFoundError:  # replaced by a newer one just now: ask again
+            continue
+    if handle is None:
+        abort(503)
     info = os.fstat(handle.fileno())  # the file opened, even if replaced since
     stamp = datetime.fromtimestamp(time.time(), UTC).astimezone(get_timezone())
     response = send_file(
