@@ -35,8 +35,6 @@ def require_login() -> None:
     """Every route of this blueprint is for owners only."""
 
 
-
-
 @bp.route("/timelapse")
 def page():
     """The last day as a video, with a download link."""
