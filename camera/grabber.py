@@ -232,6 +232,8 @@ class Grabber(LiveMode):
         except OSError as exc:
             raise StorageError(f"data dir {data_dir} cannot be created: {exc.strerror}") from exc
         self.store.remove_stale_temps()
+        if self.timelapse is not None:
+            self.timelapse.timelapse.remove_stale_temps()
         # The status file's own temp, if a kill landed while it was being replaced.
         remove_stale_temps(data_dir)
 

@@ -200,6 +200,10 @@ class TimeLapse:
         self._starved = True
         return False
 
+    def remove_stale_temps(self) -> int:
+        """Delete the temp files a killed builder (or web app) left; how many."""
+        return remove_stale_temps(self.segments) + remove_stale_temps(self.directory)
+
     def _segment_start(self, photo: Photo) -> str:
         start = int(photo.taken_at // self.segment_seconds) * self.segment_seconds
         return f"{datetime.fromtimestamp(start, UTC):%Y%m%d%H%M%S}"
@@ -217,8 +221,7 @@ class TimeLapse:
         except OSError as exc:
             raise StorageError(f"cannot create {self.segments}: {exc.strerror or exc}") from exc
         if self._joined is None:  # first run in this process: what a kill left behind
-            remove_stale_temps(self.segments)
-            remove_stale_temps(self.directory)
+            self.remove_stale_temps()
         photos = list(self.store.photos(since=now - self.window_seconds, until=now))
         wanted = []
         for start, group in groupby(photos, key=self._segment_start):
