@@ -42,3 +42,7 @@ class StorageFull(StorageError):
 
 class PhotoNotFound(CameraError, LookupError):
     """No photo of that name is stored (or the name is not one the store writes)."""
+
+
+class KeepLimitReached(CameraError):
+    """As many photos are kept as ``storage.keep_max`` allows: un-keep one first."""

@@ -45,6 +45,7 @@ from camera.settings import CameraConfig, CaptureConfig, MotionConfig
 from camera.source import Source
 from camera.status import Status, write_status
 from camera.store import Photo, PhotoStore
+from camera.timelapse import TimeLapse, TimeLapseBuilder
 from camera.validate import GoodFrame, validate, validate_jpeg
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Grabber(LiveMode, MotionMode):
         live_fps: float = 15.0,
         alerts: Alerts | None = None,
         motion: MotionConfig | None = None,
+        timelapse: TimeLapse | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -97,6 +99,8 @@ class Grabber(LiveMode, MotionMode):
         self.live = live
         self.live_fps = live_fps
         self.alerts = alerts
+        # Only the daemon builds the time-lapse (grab --once does not).
+        self.timelapse = TimeLapseBuilder(timelapse, self.clock.now) if timelapse else None
         self._is_open = False
         self._failures = 0
         # The motion settings also judge interval photos' activity without motion mode.
@@ -258,6 +262,8 @@ class Grabber(LiveMode, MotionMode):
         self._failures = 0
         self._photo_saved(photo, jpeg, kind)
         self._prune()
+        if self.timelapse is not None:
+            self.timelapse.poke()
 
     def _prune(self) -> None:
         """Run retention and count what it deleted (status ``deleted``, for /metrics)."""
@@ -304,6 +310,8 @@ class Grabber(LiveMode, MotionMode):
         except OSError as exc:
             raise StorageError(f"data dir {data_dir} cannot be created: {exc.strerror}") from exc
         self.store.remove_stale_temps()
+        if self.timelapse is not None:
+            self.timelapse.timelapse.remove_stale_temps()
         # The status file's own temp, if a kill landed while it was being replaced.
         remove_stale_temps(data_dir)
 
@@ -395,6 +403,8 @@ class Grabber(LiveMode, MotionMode):
         self._start_live()
         if self.alerts is not None:
             self.alerts.start(self.status)
+        if self.timelapse is not None:
+            self.timelapse.start()
         self.notifier.ready(f"capturing every {interval:g} s from {self.source.name}")
         try:
             while not self.stop.is_set():
@@ -417,6 +427,8 @@ class Grabber(LiveMode, MotionMode):
                 self.live.close()
             if self.alerts is not None:
                 self.alerts.stop()
+            if self.timelapse is not None:
+                self.timelapse.close()
             self._close()
             self.status.next_capture = None
             self._write_status()

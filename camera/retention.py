@@ -1,7 +1,8 @@
 """Keeps exactly the last N hours of photos, and a floor of free disk space.
 
 Age is the capture time in the photo's name, not the file's mtime (``find -mtime +1``
-in the original kept up to 48 hours). Only photos the store wrote are ever deleted.
+in the original kept up to 48 hours). Only photos the store wrote are ever deleted, and
+never a kept one (``camera.keep``): not for age, not for space.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camera.errors import StorageError
+from camera.keep import KeptPhotos
 from camera.store import Photo, PhotoStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ class Retention:
 
     The photos of the oldest hour are listed once and then consumed from the front, so
     a prune that deletes nothing costs one comparison, however short the interval.
+    Kept photos are left out of that queue; ``_after`` is the last photo of the hours
+    that held only kept ones, so the queue moves on past them rather than listing the
+    same hour again. Keeping or un-keeping anything starts the queue afresh.
     """
 
     def __init__(
@@ -43,8 +48,12 @@ class Retention:
         keep_seconds: float,
         min_free_bytes: int,
         free_bytes: Callable[[Path], int] = disk_free,
+        kept: KeptPhotos | None = None,
     ) -> None:
         self.store = store
+        self.kept = kept
+        self._after: float | None = None
+        self._kept_version: int | None = None
         self.keep_seconds = keep_seconds
         self.min_free_bytes = min_free_bytes
         self.free_bytes = free_bytes
@@ -52,16 +61,25 @@ class Retention:
         self._swept = False
 
     def _peek(self) -> Photo | None:
-        if not self._oldest:
-            self._oldest.extend(self.store.oldest_hour())
-        return self._oldest[0] if self._oldest else None
+        while not self._oldest:
+            hour = self.store.oldest_hour(after=self._after)
+            if not hour:
+                return None
+            kept = set(self.kept.names()) if self.kept is not None else set()
+            self._oldest.extend(p for p in hour if p.name not in kept)
+            if not self._oldest:
+                self._after = hour[-1].taken_at
+        return self._oldest[0]
 
-    def _delete_oldest(self) -> Photo:
+    def _delete_oldest(self) -> int:
+        """Delete the oldest photo queued: 1, or 0 if it was kept since the queue was read."""
         photo = self._oldest.popleft()
+        if self.kept is not None and self.kept.is_kept(photo.name):
+            return 0
         self.store.delete(photo)
-        if not self._oldest and photo in self.store.oldest_hour():
+        if not self._oldest and photo in self.store.oldest_hour(after=self._after):
             raise StorageError(f"{photo.name} is still there after deleting it")
-        return photo
+        return 1
 
     def prune(self, now: float) -> PruneResult:
         """Delete photos older than the window, then more while the disk is below its floor.
@@ -71,18 +89,24 @@ class Retention:
         """
         cutoff = now - self.keep_seconds
         expired = for_space = 0
+        if self.kept is not None and self.kept.version() != self._kept_version:
+            self._kept_version = self.kept.version()
+            self._oldest.clear()
+            self._after = None
         try:
             while (photo := self._peek()) is not None and photo.taken_at < cutoff:
-                self._delete_oldest()
-                expired += 1
+                expired += self._delete_oldest()
             for_space = self._free_space()
             # Thumbnails die with their photos: once at start (a crash may have left
             # some), then whenever photos went, which is when an orphan can appear.
             if expired or for_space or not self._swept:
                 self.store.remove_orphan_thumbs()
+                if self.kept is not None:
+                    self.kept.remove_orphans(self.store.exists)
                 self._swept = True
         except (StorageError, OSError) as exc:
             self._oldest.clear()
+            self._after = None
             log.error("retention stopped for now: %s", exc)
         if expired:
             log.info("deleted %d photo(s) older than %g hours", expired, self.keep_seconds / 3600)
@@ -104,8 +128,7 @@ class Retention:
                     self.store.root,
                 )
                 break
-            self._delete_oldest()
-            deleted += 1
+            deleted += self._delete_oldest()
         if deleted:
             log.warning(
                 "disk below its %d MB free floor: deleted the %d oldest photo(s)",

@@ -125,6 +125,13 @@ class StorageConfig:
         24.0, "photos older than this (by capture time) are deleted", min=0.01
     )
     min_free_mb: int = setting(64, "below this free space the oldest photos are deleted", min=0)
+    keep_max: int = setting(
+        500,
+        "most photos kept past the retention window at once (the Keep button); "
+        "at it, keeping another is refused",
+        min=0,
+        max=100000,
+    )
 
 
 @dataclass(frozen=True)
@@ -178,4 +185,20 @@ class NotifyConfig:
         "dir's disk, again only after it has been 5 points above; 0: never",
         min=0,
         max=50,
+    )
+
+
+@dataclass(frozen=True)
+class TimelapseConfig:
+    """The automatic time-lapse of the retention window, built by the grabber."""
+
+    enabled: bool = setting(True, "build the time-lapse as photos arrive (in the grabber)")
+    fps: float = setting(
+        10.0, "frames per second: one photo per frame (a day at 5 minutes is 29 s)", min=1, max=60
+    )
+    margin_mb: int = setting(
+        32,
+        "time-lapse building pauses while free space is below storage.min_free_mb plus this, "
+        "so a filling disk stops the time-lapse before it stops photos",
+        min=0,
     )

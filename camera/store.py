@@ -330,10 +330,18 @@ class PhotoStore:
                 ):
                     yield photo
 
-    def oldest_hour(self) -> list[Photo]:
-        """The photos of the oldest hour directory that has any, oldest first."""
-        for directory in self._hour_dirs(None, None, newest_first=False):
+    def exists(self, name: str) -> bool:
+        """Is a photo of this name stored?"""
+        path = self.locate(name)
+        return path is not None and os.path.isfile(path)
+
+    def oldest_hour(self, after: float | None = None) -> list[Photo]:
+        """The photos of the oldest hour directory that has any (taken after ``after``),
+        oldest first."""
+        for directory in self._hour_dirs(after, None, newest_first=False):
             found = self._list(directory)
+            if after is not None:
+                found = [p for p in found if p.taken_at > after]
             if found:
                 return found
         return []

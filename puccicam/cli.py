@@ -301,19 +301,59 @@ def prune(config: Config) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of lines.")
 def photos(config: Config, since: str | None, as_json: bool) -> None:
     """List photos: name, capture time (UTC), kind, activity (0-100), kept; oldest first."""
-    from puccicam.listing import BadTime, kept_names, line, parse_since, photo_rows
-    from puccicam.wiring import make_store
+    from puccicam.listing import BadTime, line, parse_since, photo_rows
+    from puccicam.wiring import make_kept, make_store
 
     try:
         start = parse_since(since, time.time()) if since is not None else None
     except BadTime as exc:
         raise click.BadParameter(str(exc), param_hint="'--since'") from None
-    rows = photo_rows(make_store(config), start, kept_names(config.data_dir))
+    rows = photo_rows(make_store(config), start, set(make_kept(config).names()))
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     for row in rows:
         click.echo(line(row))
+
+
+@main.command()
+@with_config(writes_state=False)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The WebM file to write (VP8; it must end in .webm).",
+)
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0, min_open=True, max=24 * 366),
+    help="How many hours back from now (default: storage.retention_hours).",
+)
+def timelapse(config: Config, out: Path, hours: float | None) -> None:
+    """Write a time-lapse of the photos still stored: one frame per photo."""
+    from camera.timelapse import write_timelapse
+    from puccicam.wiring import make_store
+
+    if out.suffix.lower() != ".webm":
+        raise click.BadParameter(
+            "the time-lapse is a WebM video: name it FILE.webm", param_hint="--out"
+        )
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"no directory {out.parent}", param_hint="--out")
+    hours = hours or config.storage.retention_hours
+    now = time.time()
+    frames = write_timelapse(
+        make_store(config),
+        out,
+        now - hours * 3600,
+        now,
+        config.timelapse.fps,
+        (config.capture.width, config.capture.height),
+    )
+    click.echo(
+        f"wrote {out}: {frames} photo(s) of the last {hours:g} h "
+        f"at {config.timelapse.fps:g} frames per second ({frames / config.timelapse.fps:.1f} s)"
+    )
 
 
 @main.command()

@@ -1,10 +1,10 @@
 """One typed configuration: defaults, then a TOML file, then ``PUCCICAM_*`` variables.
 
 Every key lives in a section (``[camera]``, ``[capture]``, ``[motion]``, ``[storage]``,
-``[web]``, ``[live]``, ``[pet]``, ``[notify]``, ``[api]``, ``[metrics]``) except the
-top-level ``data_dir`` and ``log_level``; the capture pipeline's sections are defined in
-``camera.settings``, the web's here. The environment variable for a key is its dotted
-name in capitals with ``_`` for the dot: ``capture.interval`` is
+``[web]``, ``[live]``, ``[pet]``, ``[timelapse]``, ``[notify]``, ``[api]``, ``[metrics]``)
+except the top-level ``data_dir`` and ``log_level``; the capture pipeline's sections are
+defined in ``camera.settings``, the web's here. The environment variable for a key is its
+dotted name in capitals with ``_`` for the dot: ``capture.interval`` is
 ``PUCCICAM_CAPTURE_INTERVAL``, ``data_dir`` is ``PUCCICAM_DATA_DIR``. Command-line
 options are applied last. A bad value stops start-up with a message naming the key. A
 list (``notify.urls``) is a TOML array, or in the environment its items separated by
@@ -34,6 +34,7 @@ from camera.settings import (
     MotionConfig,
     NotifyConfig,
     StorageConfig,
+    TimelapseConfig,
 )
 from camera.settings import setting as _key
 
@@ -162,6 +163,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    timelapse: TimelapseConfig = field(default_factory=TimelapseConfig)
 
     @property
     def photos_dir(self) -> Path:
@@ -174,6 +176,14 @@ class Config:
     @property
     def thumbs_dir(self) -> Path:
         return self.data_dir / "thumbs"
+
+    @property
+    def kept_dir(self) -> Path:
+        return self.data_dir / "kept"
+
+    @property
+    def timelapse_dir(self) -> Path:
+        return self.data_dir / "timelapse"
 
     @property
     def database_path(self) -> Path:
@@ -198,6 +208,7 @@ SECTIONS: dict[str, type] = {
     "api": ApiConfig,
     "metrics": MetricsConfig,
     "notify": NotifyConfig,
+    "timelapse": TimelapseConfig,
 }
 TOP_LEVEL = ("data_dir", "log_level")
 RATE_LIMIT_KEYS = ("web.login_limit_ip", "web.login_limit_user", "api.limit")

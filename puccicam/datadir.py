@@ -17,7 +17,7 @@ from pathlib import Path
 from camera.errors import DataDirError
 
 # What the commands write in a data dir, relative to it.
-STATE = ("photos", "thumbs", "puccicam.sqlite3", "secret_key", "status.json")
+STATE = ("photos", "thumbs", "kept", "timelapse", "puccicam.sqlite3", "secret_key", "status.json")
 
 
 def _user(uid: int) -> str:

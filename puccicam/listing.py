@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from camera.store import PhotoStore
 
@@ -41,15 +40,6 @@ def parse_since(text: str, now: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def kept_names(data_dir: Path) -> set[str]:
-    """The names of kept photos: marker files under ``data_dir/kept`` (shared design 2;
-    ``camera.keep.KeptPhotos.names`` replaces this when both are merged)."""
-    try:
-        return {entry.name for entry in (data_dir / "kept").iterdir()}
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
 
 
 def iso(taken_at: float) -> str:

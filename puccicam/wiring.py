@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from camera.alerts import Alerts
 from camera.clock import SystemClock
 from camera.grabber import Grabber
+from camera.keep import KeptPhotos
 from camera.live import LiveServer
 from camera.notify import Notifier
 from camera.retention import Retention
 from camera.source import Source, open_source
 from camera.store import PhotoStore
+
+if TYPE_CHECKING:
+    from camera.timelapse import TimeLapse
 from puccicam.config import Config, ConfigError
 
 
@@ -40,10 +45,36 @@ def make_store(config: Config, *, cache_listings: bool = False) -> PhotoStore:
     return PhotoStore(config.photos_dir, config.thumbs_dir, cache_listings=cache_listings)
 
 
+def make_kept(config: Config) -> KeptPhotos:
+    """The kept photos' markers, capped by ``storage.keep_max``."""
+    return KeptPhotos(config.kept_dir, config.storage.keep_max)
+
+
 def make_retention(config: Config, store: PhotoStore) -> Retention:
-    """Retention with the window and free-space floor in the units it works in."""
+    """Retention with the window and free-space floor in the units it works in; kept
+    photos are exempt from both."""
     return Retention(
-        store, config.storage.retention_hours * 3600, config.storage.min_free_mb * 2**20
+        store,
+        config.storage.retention_hours * 3600,
+        config.storage.min_free_mb * 2**20,
+        kept=make_kept(config),
+    )
+
+
+def make_timelapse(config: Config, store: PhotoStore) -> TimeLapse:
+    """The window's time-lapse; it pauses above the storage floor by its margin."""
+    from camera.timelapse import TimeLapse
+
+    return TimeLapse(
+        store,
+        config.timelapse_dir,
+        window_seconds=config.storage.retention_hours * 3600,
+        fps=config.timelapse.fps,
+        size=(config.capture.width, config.capture.height),
+        min_free_bytes=(config.storage.min_free_mb + config.timelapse.margin_mb) * 2**20,
+        # At most about 60 photos a segment (each new photo re-encodes its segment),
+        # at least 10 minutes (a day is then at most 144 segments to join).
+        segment_seconds=int(min(3600, max(600, 60 * config.capture.interval))),
     )
 
 
@@ -109,4 +140,5 @@ def make_grabber(
         live_fps=live.fps,
         alerts=make_alerts(config, store, clock) if alerts else None,
         motion=config.motion,
+        timelapse=make_timelapse(config, store) if config.timelapse.enabled else None,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,45 @@ def test_the_live_page_shows_the_pet_moving(live_site, page):
     page.screenshot(path=str(ARTIFACTS / "live-phone.png"), full_page=True)
     page.goto(live_site + "/gallery")  # leaving the page ends the stream
     assert errors == []
+
+
+def test_owner_plays_the_time_lapse(site, page, app):
+    from puccicam.wiring import make_timelapse
+    from webapp import state
+
+    with app.app_context():
+        current = state()
+        make_timelapse(current.config, current.store).update(time.time())
+    page.goto(site + "/login?next=/timelapse")
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(site + "/timelapse")
+    video = page.locator("video")
+    video.wait_for()
+    page.wait_for_function("() => document.querySelector('video').readyState >= 1")
+    # twelve photos at 10 frames per second
+    assert abs(video.evaluate("v => v.duration") - 1.2) < 0.15
+    video.evaluate("v => v.play()")
+    page.wait_for_function(
+        "() => document.querySelector('video').currentTime > 0.3", timeout=10_000
+    )
+    assert video.evaluate("v => v.error") is None
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(ARTIFACTS / "timelapse-phone.png"), full_page=True)
+
+
+def test_owner_keeps_and_downloads_a_photo_on_a_phone(site, page, photos):
+    page.goto(f"{site}/login?next=/photo/{photos[0].name}")
+    page.fill("#username", "owner")
+    page.fill("#password", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{site}/photo/{photos[0].name}")
+    page.click("text=Keep")
+    page.wait_for_selector("text=Un-keep")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(ARTIFACTS / "photo-kept-phone.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("text=Download")
+    assert download.value.suggested_filename.startswith("Pucci ")
+    assert download.value.suggested_filename.endswith(".jpg")

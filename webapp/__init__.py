@@ -24,9 +24,10 @@ from werkzeug.datastructures import ImmutableDict
 from werkzeug.routing import Map
 
 from camera.errors import DataDirError
+from camera.keep import KeptPhotos
 from camera.store import PhotoStore
 from puccicam.config import Config, load_config
-from puccicam.wiring import make_store
+from puccicam.wiring import make_kept, make_store
 from webapp.accounts import Accounts, usable_database
 from webapp.extensions import babel, csrf, db, limiter, login_manager
 from webapp.fastpath import PhotoFastPath, SessionCache
@@ -63,6 +64,7 @@ class State:
     sessions: SessionCache
     live: LiveHub | None = None  # None when live.enabled is off
     metrics: Metrics | None = None  # None when metrics.enabled is off
+    kept: KeptPhotos | None = None
 
 
 def state() -> State:
@@ -178,6 +180,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
         from webapp.metrics import Metrics
 
         state_.metrics = Metrics(config.status_path, store)
+    state_.kept = make_kept(config)
     app.extensions["puccicam"] = state_
 
     db.init_app(app)
@@ -192,7 +195,7 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     with app.app_context(), usable_database(config.database_path):
         db.create_all()
 
-    from webapp import api, auth, errors, gallery, live, metrics, public
+    from webapp import api, auth, errors, gallery, keep, live, metrics, public, timelapse
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
@@ -200,6 +203,8 @@ def create_app(config: Config | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(live.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(keep.bp)
+    app.register_blueprint(timelapse.bp)
     errors.register(app)
     _register_hooks(app)
     app.wsgi_app = HostGuard(app.wsgi_app, web.https)  # type: ignore[method-assign]
