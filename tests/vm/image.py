@@ -207,7 +207,6 @@ chroot "$root" dkms install -m v4l2loopback -v "$loopback" -k "$version" --force
 found=$(find "$root/lib/modules/$version" -name 'v4l2loopback.ko*' | head -n 1)
 [ -n "$found" ] || {{ echo "vmtest: v4l2loopback was not built for $version" >&2; exit 1; }}
 chroot "$root" depmod -a "$version"
-chroot "$root" update-initramfs -u -k "$version"
 echo "$version" >"$root/vmtest-kernel-version"
 echo vmtest >"$root/etc/hostname"
 printf '127.0.1.1 vmtest\\n' >>"$root/etc/hosts"
