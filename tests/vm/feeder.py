@@ -53,6 +53,22 @@ def set_mjpeg_output(fd: int, width: int, height: int, sizeimage: int) -> int:
     return fields[5]
 
 
+def open_output(device: str, sizeimage: int, patience: float = 120) -> tuple[int, int]:
+    """Open and set the format, retrying while the device is busy (a reader probing it
+    between the grabber's retries, say)."""
+    deadline = time.monotonic() + patience
+    while True:
+        fd = os.open(device, os.O_WRONLY)
+        try:
+            return fd, set_mjpeg_output(fd, 320, 240, sizeimage)
+        except OSError as exc:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise
+            print(f"feeder: {device}: {exc}; retrying", flush=True)
+            time.sleep(1)
+
+
 def playlist(frames: Path, mode: str) -> list[Path]:
     if mode == "good":
         return sorted(p for p in frames.glob("good-*.jpg") if "640x480" not in p.name)
@@ -67,8 +83,7 @@ def main() -> None:
     frames = Path(frames_dir)
     data = {p.name: p.read_bytes() for p in frames.glob("*.jpg")}
     largest = max(len(b) for b in data.values())
-    fd = os.open(device, os.O_WRONLY)
-    granted = set_mjpeg_output(fd, 320, 240, (largest // 4096 + 1) * 4096)
+    fd, granted = open_output(device, (largest // 4096 + 1) * 4096)
     if granted < largest:
         raise SystemExit(f"feeder: the device grants {granted} bytes a frame, needs {largest}")
     print(f"feeder: {device} MJPG 320x240, {granted} bytes a frame, {fps:g} fps", flush=True)

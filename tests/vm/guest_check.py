@@ -151,7 +151,11 @@ def start_feeder(mode: str = "good") -> None:
     sh("systemd-run", "--unit", FEEDER, "--property=Restart=no", "python3",
        str(CHECKOUT / "tests/vm/feeder.py"), LOOPBACK, str(MODE),
        str(CHECKOUT / "tests/fixtures/frames"), "10")  # fmt: skip
-    wait_for("the feeder's MJPG stream", _streaming, 120)
+    try:
+        wait_for("the feeder's MJPG stream", _streaming, 120)
+    except CheckFailed as exc:
+        log = sh("journalctl", "-u", FEEDER, "-n", "15", "--no-pager", check=False).stdout
+        raise CheckFailed(f"{exc}; the feeder's log:\n{log}") from None
 
 
 def _streaming() -> bool:
@@ -383,16 +387,22 @@ def _healthz(web: Web) -> str | None:
 
 def figures(r: Results, started: float) -> None:
     with r.step("figures: grabber CPU per photo, RSS of both services") as note:
-        wait_photos(started, 3, 120)
-        cpu0, n0 = cpu_seconds(GRABBER), len(saved_since(started))
-        wait_photos(started, n0 + 3, 120)
-        cpu1, n1 = cpu_seconds(GRABBER), len(saved_since(started))
+        # The grabber's own count (its status text), not the journal, which may lag.
+        wait_for("3 photos", lambda: _saved_count() >= 3, 120)
+        cpu0, n0 = cpu_seconds(GRABBER), _saved_count()
+        wait_for("3 more photos", lambda: _saved_count() >= n0 + 3, 120, every=0.5)
+        cpu1, n1 = cpu_seconds(GRABBER), _saved_count()
         per_photo = (cpu1 - cpu0) / (n1 - n0)
         grabber, web = rss_mb(GRABBER), rss_mb(WEB)
         r.figure("grabber_cpu_s_per_photo", round(per_photo, 3))
         r.figure("grabber_rss_mb", round(grabber, 1))
         r.figure("web_rss_mb", round(web, 1))
         note.append(f"{per_photo:.3f} s CPU/photo; RSS grabber {grabber:.0f} MB, web {web:.0f} MB")
+
+
+def _saved_count() -> int:
+    found = re.search(r"(\d+) saved", prop(GRABBER, "StatusText"))
+    return int(found.group(1)) if found else 0
 
 
 def live_view(r: Results, user: str) -> None:
