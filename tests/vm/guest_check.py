@@ -158,6 +158,13 @@ def start_feeder(mode: str = "good") -> None:
         raise CheckFailed(f"{exc}; the feeder's log:\n{log}") from None
 
 
+def ensure_feeder() -> None:
+    """A step after a failed one starts with the camera streaming (no cascade)."""
+    if not _streaming():
+        sh("systemctl", "stop", FEEDER, check=False)
+        start_feeder("good")
+
+
 def _streaming() -> bool:
     """The feeder has set its format (python3's start is slow under emulation)."""
     if prop(FEEDER, "ActiveState") != "active":
@@ -480,6 +487,7 @@ def _lost(since: float) -> list[str]:
 
 def hung_read(r: Results) -> None:
     with r.step("a read that hangs: the watchdog restarts the grabber, photos resume") as note:
+        ensure_feeder()
         # OpenCV's V4L2 read gives up after OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT (the grabber
         # sets it to camera.read_timeout). A driver whose read never returns is made by
         # raising that far beyond WatchdogSec and freezing the writer: the read blocks.
@@ -515,6 +523,7 @@ def stop_cleanly(r: Results) -> None:
     with r.step(
         "systemctl stop: both units end within TimeoutStopSec, nothing half-written"
     ) as note:
+        ensure_feeder()
         wait_photos(time.time(), 1, 120)
         took = {}
         for unit in (GRABBER, WEB):
@@ -534,6 +543,7 @@ def stop_cleanly(r: Results) -> None:
 
 def power_cut(r: Results) -> None:
     with r.step("reboot: photos reported saved recorded, then power cut") as note:
+        ensure_feeder()
         wait_photos(time.time(), 2, 120)
         boot = sh("journalctl", "-u", GRABBER, "-o", "cat", "--no-pager", "-b").stdout
         names = SAVED.findall(boot)
