@@ -43,7 +43,13 @@ def set_mjpeg_output(fd: int, width: int, height: int, sizeimage: int) -> int:
     buf = bytearray(FORMAT_SIZE)
     struct.pack_into("=I", buf, 0, V4L2_BUF_TYPE_VIDEO_OUTPUT)
     PIX.pack_into(buf, 8, width, height, MJPG, V4L2_FIELD_NONE, 0, sizeimage, 0, 0, 0, 0, 0, 0)
-    fcntl.ioctl(fd, VIDIOC_S_FMT, buf)
+    try:
+        fcntl.ioctl(fd, VIDIOC_S_FMT, buf)
+    except OSError as exc:
+        # Seen here: a writer coming back after one that closed gets EINVAL, the driver
+        # keeping the format the first one set. That format (MJPG, checked below) is
+        # what this writer would set anyway.
+        print(f"feeder: VIDIOC_S_FMT: {exc}; keeping the device's format", flush=True)
     got = bytearray(FORMAT_SIZE)
     struct.pack_into("=I", got, 0, V4L2_BUF_TYPE_VIDEO_OUTPUT)
     fcntl.ioctl(fd, VIDIOC_G_FMT, got)
