@@ -20,7 +20,6 @@ browser plays it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -36,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camera.errors import Interrupted, StorageError
+from camera.errors import Interrupted, StorageError, StorageFull
 from camera.fsutil import TEMP_PREFIX, fsync_dir, remove_stale_temps, write_atomic
 from camera.retention import disk_free
 from camera.store import Photo, PhotoStore
@@ -271,14 +270,22 @@ def manifest(directory: Path) -> tuple[float, list[str]] | None:
         raise StorageError(f"{directory / MANIFEST} is unreadable: {exc}") from exc
 
 
-def day_file(directory: Path) -> Path | None:
+def day_file(
+    directory: Path,
+    min_free_bytes: int = 0,
+    free_bytes: Callable[[Path], int] = disk_free,
+) -> Path | None:
     """The time-lapse of the current segments as one WebM file, joined now if it was not
     yet; None while there is no photo in the window.
 
     Named after its segments (``timelapse-<digest>.webm``), so the file of a list is
     made once, by whoever asks first (two at once each write a whole one and rename);
     files of older lists are deleted (a reader still sending one keeps its open file).
+    A join that would leave less than ``min_free_bytes`` free (the storage floor plus the
+    time-lapse's margin) is refused, like the builder's updates: the photos' floor is
+    never spent on a video.
     :raises StorageError: the list is unreadable or the file cannot be written.
+    :raises StorageFull: joining would take the disk below ``min_free_bytes``.
     """
     directory = Path(directory)
     for _attempt in range(3):
@@ -296,10 +303,19 @@ def day_file(directory: Path) -> Path | None:
             continue  # the builder replaced a segment meanwhile: read the new list
         except (OSError, WebmError) as exc:
             raise StorageError(f"cannot join the time-lapse: {exc}") from exc
-        write_atomic(path, data)
+        # The older day files go first: the new one replaces them, and the disk never
+        # holds both at once.
         for entry in os.scandir(directory):
             if DAY_FILE.fullmatch(entry.name) and entry.name != path.name:
                 Path(entry.path).unlink(missing_ok=True)
+        free = free_bytes(directory) if min_free_bytes else 0
+        if min_free_bytes and free - len(data) < min_free_bytes:
+            raise StorageFull(
+                f"joining the time-lapse ({len(data) // 2**20} MB) would leave "
+                f"{max(0, free - len(data)) // 2**20} MB free, below the "
+                f"{min_free_bytes // 2**20} MB kept for photos"
+            )
+        write_atomic(path, data)
         return path
     raise StorageError("the time-lapse kept changing while it was being joined")
 
@@ -347,8 +363,10 @@ class TimeLapseBuilder:
 
     def _run(self) -> None:
         # Per thread on Linux: the encoder yields the CPU to capture and the web app.
-        with contextlib.suppress(AttributeError, OSError):
+        try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError) as exc:
+            log.debug("time-lapse encoder keeps the grabber's priority: %s", exc)
         while not self._stop.is_set():
             self._wake.wait()
             if self._stop.is_set():

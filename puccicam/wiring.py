@@ -74,8 +74,17 @@ def make_timelapse(config: Config, store: PhotoStore) -> TimeLapse:
         min_free_bytes=(config.storage.min_free_mb + config.timelapse.margin_mb) * 2**20,
         # At most about 60 photos a segment (each new photo re-encodes its segment),
         # at least 10 minutes (a day is then at most 144 segments to join).
-        segment_seconds=int(min(3600, max(600, 60 * config.capture.interval))),
+        segment_seconds=int(min(3600, max(600, 60 * _photo_spacing(config)))),
     )
+
+
+def _photo_spacing(config: Config) -> float:
+    """The shortest time between two photos: the interval, or in motion mode the
+    motion photos' ``min_gap`` when that is shorter (a pet at play then adds a photo
+    every ``min_gap``, and the time-lapse's segments must stay short for it)."""
+    if config.capture.motion:
+        return min(config.capture.interval, config.motion.min_gap)
+    return config.capture.interval
 
 
 def make_alerts(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from camera.errors import StorageError
+from camera.errors import StorageError, StorageFull
 from camera.retention import Retention
 from camera.store import PhotoStore
 from camera.timelapse import TimeLapse, day_file, encode, write_timelapse
@@ -357,3 +357,43 @@ def cv2_size(path: Path) -> tuple[int, int]:
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     capture.release()
     return size
+
+
+def test_joining_the_day_file_never_spends_the_photos_floor(tmp_path):
+    """The web process joins the day's file on request: like the builder, it must stop
+    before the storage floor plus the time-lapse's margin, or a video would cost photos."""
+    store = PhotoStore(tmp_path / "photos")
+    _fill(store, 6, EPOCH - 1800)
+    timelapse = _timelapse(tmp_path, store)
+    assert timelapse.update(EPOCH)
+    size = sum(p.stat().st_size for p in timelapse.segments.iterdir())
+    floor = 100 * 2**20
+    with pytest.raises(StorageFull, match="below the 100 MB kept for photos"):
+        day_file(timelapse.directory, floor, free_bytes=lambda _path: floor + size // 2)
+    assert not list(timelapse.directory.glob("timelapse-*.webm"))  # nothing half-written
+    path = day_file(timelapse.directory, floor, free_bytes=lambda _path: floor + 4 * size)
+    assert frames(path)[0] == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("motion", "interval", "min_gap", "expected"),
+    [(False, 300, 30, 3600), (True, 300, 30, 1800), (True, 30, 300, 1800), (False, 5, 30, 600)],
+)
+def test_segments_stay_short_for_the_photo_rate_motion_mode_can_reach(
+    motion, interval, min_gap, expected
+):
+    """At most about 60 photos a segment: in motion mode a pet at play adds a photo every
+    ``motion.min_gap``, so that, not only the interval, sets the segment's length."""
+    from puccicam.config import load_config
+    from puccicam.wiring import make_timelapse
+
+    config = load_config(
+        env={},
+        overrides={
+            "capture.motion": motion,
+            "capture.interval": interval,
+            "motion.min_gap": min_gap,
+        },
+    )
+    timelapse = make_timelapse(config, PhotoStore(Path("/nonexistent")))
+    assert timelapse.segment_seconds == expected

@@ -98,7 +98,7 @@ class GrabberCollector:
                 ("puccicam_notifications_sent", "Notifications delivered", status.notify_sent),
                 (
                     "puccicam_notifications_failed",
-                    "Notifications that failed for good",
+                    "Notification delivery attempts that failed (each retry counts once)",
                     status.notify_failed,
                 ),
             ]

@@ -61,7 +61,9 @@ def _send(as_attachment: bool):
     handle = None
     for _attempt in range(3):
         try:
-            path = day_file(state().config.timelapse_dir)
+            config = state().config
+            floor = config.storage.min_free_mb + config.timelapse.margin_mb
+            path = day_file(config.timelapse_dir, floor * 2**20)
         except StorageError as exc:
             log.error("time-lapse not served: %s", exc)
             abort(503)
