@@ -136,6 +136,22 @@ class Grabber(LiveMode, MotionMode):
             raise Interrupted("stopping")
         return self.source.read()
 
+    def _stream_frame(self) -> Frame:
+        """The next frame of an open stream (live view, motion mode), opening the camera
+        first if it is closed; a lost camera is closed and logged once, then re-raised.
+
+        :raises CameraUnavailable: the camera cannot be opened or stopped sending.
+        :raises Interrupted: the grabber is stopping.
+        """
+        try:
+            if not self._is_open:
+                self._ensure_open()
+            return self._read()
+        except CameraUnavailable as exc:
+            self._close()
+            self._camera_state("missing", str(exc))
+            raise
+
     def _ensure_open(self) -> int:
         """Open and warm up the camera, or drain stale frames; return frames discarded."""
         cam = self.camera

@@ -54,14 +54,10 @@ class LiveMode:
             while self._watched() and not self.stop.is_set() and self.clock.now() < until:
                 self.notifier.watchdog()
                 try:
-                    if not self._is_open:
-                        self._ensure_open()
-                    frame = self._read()
+                    frame = self._stream_frame()
                 except Interrupted:
                     return
                 except CameraUnavailable as exc:
-                    self._close()
-                    self._camera_state("missing", str(exc))
                     self.live.publish(encode_offline(str(exc), self.clock.now()))
                     self.clock.sleep(min(1.0, max(0.0, until - self.clock.now())), self.stop)
                     continue

@@ -37,16 +37,9 @@ class MotionMode:
             self.notifier.watchdog()
             if now >= self._look_due:
                 try:
-                    if not self._is_open:
-                        self._ensure_open()
-                    frame = self._read()
-                except Interrupted:
-                    return
-                except CameraUnavailable as exc:
-                    # Back to the interval loop, which retries with its backoff.
-                    self._close()
-                    self._camera_state("missing", str(exc))
-                    return
+                    frame = self._stream_frame()
+                except (Interrupted, CameraUnavailable):
+                    return  # a lost camera: the interval loop retries with its backoff
                 self._look(frame)
             wait = min(until, self._look_due) - self.clock.now()
             if wait <= 0:
