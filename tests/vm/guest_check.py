@@ -254,8 +254,12 @@ class Web:
 
 def setup(r: Results) -> None:
     with r.step("guest: modules, feeder, checkout", critical=True) as note:
+        # exclusive_caps=0: the device always announces capture AND output. With 1 it
+        # announces capture only while a reader holds it after a writer, so a feeder
+        # coming back after "camera removed" got EINVAL on every output ioctl while the
+        # grabber kept probing. OpenCV needs only V4L2_CAP_VIDEO_CAPTURE.
         Path("/etc/modprobe.d/vmtest.conf").write_text(
-            'options v4l2loopback video_nr=0 exclusive_caps=1 card_label="vmtest MJPEG camera"\n'
+            'options v4l2loopback video_nr=0 exclusive_caps=0 card_label="vmtest MJPEG camera"\n'
             "options vivid n_devs=1 node_types=0x1 vid_cap_nr=1\n"
         )
         Path("/etc/modules-load.d/vmtest.conf").write_text("v4l2loopback\nvivid\n")

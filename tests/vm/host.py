@@ -197,7 +197,7 @@ class Run:
 
     def command(self, serial: Path) -> list[str]:
         info = ARCHES[self.arch]
-        cmd = ["nice", "-n", "15", info["qemu"], *accel(self.arch), "-smp", "2", "-m", "2048",
+        cmd = ["nice", "-n", "19", info["qemu"], *accel(self.arch), "-smp", "2", "-m", "2048",
                "-nographic", "-no-reboot", "-serial", f"file:{serial}", "-monitor", "none",
                "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
                "-append", f"root=/dev/vda rw console={info['console']} quiet systemd.show_status=0",
