@@ -463,6 +463,39 @@ def watchdog_quiet(r: Results, started: float) -> None:
         note.append(f"{time.time() - started:.0f} s up, NRestarts=0, no watchdog timeout")
 
 
+def _thread_nices(pid: str) -> list[int]:
+    """The nice value of every thread of a process (field 19 of each task's stat)."""
+    nices = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            nices.append(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return nices
+
+
+def timelapse_built(r: Results, started: float) -> None:
+    with r.step("time-lapse built under the unit's hardening, its encoder at nice 10") as note:
+        root = DATA / "timelapse"
+        wait_for(
+            "a time-lapse segment",
+            lambda: (root / "segments.json").exists() and any((root / "segments").iterdir()),
+            120,
+        )
+        bad = [
+            m
+            for _, m in journal(GRABBER, started)
+            if "time-lapse" in m and ("not updated" in m or "failed" in m or "rror" in m)
+        ]
+        if bad:
+            raise CheckFailed(f"time-lapse trouble in the journal: {bad[:3]}")
+        nices = _thread_nices(prop(GRABBER, "MainPID"))
+        if 10 not in nices:  # setpriority refused by the unit's SystemCallFilter
+            raise CheckFailed(f"no grabber thread at nice 10: {sorted(set(nices))}")
+        segments = len(list((root / "segments").iterdir()))
+        note.append(f"{segments} segment(s); thread nice values {sorted(set(nices))}")
+
+
 def camera_removed(r: Results) -> None:
     with r.step("camera removed and returned: logged once, backoff, recovers, no restart") as note:
         since = time.time()
@@ -623,6 +656,7 @@ def main() -> None:
         figures(r, started)
         live_view(r, user)
         watchdog_quiet(r, started)
+        timelapse_built(r, started)
         camera_removed(r)
         hung_read(r)
         stop_cleanly(r)
