@@ -79,8 +79,28 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _writer_alive(temp_name: str) -> bool:
-    """Is the process named in a temp file (``.tmp-NAME.PID.THREAD``) still running?"""
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _writer_alive(temp_name: str, modified: float) -> bool:
+    """Is the process named in a temp file (``.tmp-NAME.PID.THREAD``) still writing it?
+
+    A process of that pid that started after the file was last written is not its writer
+    but the pid used again: after a reboot or power cut the early pids come round again,
+    and the temp file of a dead writer must not be kept for ever.
+    """
     parts = temp_name.split(".")
     pid = parts[-2] if len(parts) >= 3 else ""
     if not pid.isdigit() or int(pid) == os.getpid():
@@ -90,8 +110,9 @@ def _writer_alive(temp_name: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    started = _process_started(int(pid))
+    return started is None or started <= modified + 1.0  # 1 s: the clock ticks' rounding
 
 
 def remove_stale_temps(directory: Path) -> int:
@@ -108,7 +129,11 @@ def remove_stale_temps(directory: Path) -> int:
     for entry in entries:
         if not entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
             continue
-        if _writer_alive(entry.name):
+        try:
+            modified = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        if _writer_alive(entry.name, modified):
             continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)

@@ -430,11 +430,14 @@ def test_hanging_read_stops_the_watchdog_pings_so_systemd_restarts_it(tmp_path, 
         assert len(healthy) >= 2 and max(b - a for a, b in itertools.pairwise(healthy)) < watchdog
 
         os.mkfifo(frames / "b.jpg")  # the next frame read opens a FIFO nobody writes
-        saves = len(grab.saved())
         hung_from = time.monotonic()
         # Silence for three watchdog periods: systemd would have sent SIGABRT long ago.
         _wait(lambda: time.monotonic() - max(listener.pings()) > 3 * watchdog, 15, "silence")
         silent = time.monotonic() - max(listener.pings())
+        # Counted once the read hangs (a capture under way when the FIFO appeared may
+        # still have read a.jpg and saved it): from then on, nothing more.
+        saves = len(grab.saved())
+        time.sleep(watchdog)
         assert grab.proc.poll() is None and len(grab.saved()) == saves  # stuck, not dead
 
         # What systemd does next: SIGABRT, then Restart=on-failure. The camera is back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -147,5 +148,27 @@ def test_a_live_writers_temp_file_is_left_alone(tmp_path, good_frame):
         dead.write_bytes(b"half")
         assert store.remove_stale_temps() == 1
         assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+
+
+def test_a_temp_file_older_than_the_process_with_its_pid_is_stale(tmp_path, good_frame):
+    """After a reboot the pids come round again: a process of the writer's pid that
+    started after the file was last written is not its writer (the VM's power-cut test
+    found a time-lapse temp file kept for ever this way)."""
+    import subprocess
+    import sys
+
+    store = PhotoStore(tmp_path)
+    photo = store.save(good_frame, EPOCH)
+    hour = store.path(photo.name).parent
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = hour / f".tmp-{photo.name}.{sleeper.pid}.1"
+        reused.write_bytes(b"half")
+        an_hour_ago = time.time() - 3600
+        os.utime(reused, (an_hour_ago, an_hour_ago))  # written before its pid's process began
+        assert store.remove_stale_temps() == 1
+        assert not reused.exists()
     finally:
         sleeper.kill()
