@@ -80,10 +80,9 @@ def kernel_packages(arch: str) -> list[str]:
     return [f"linux-image-{flavour}", f"linux-headers-{flavour}"]
 
 
-def apt_sources(suite: str = SUITE) -> list[str]:
+def apt_sources(suite: str = SUITE, etc: Path = Path("/etc/apt")) -> list[str]:
     """One-line ``deb`` entries for ``suite`` (and its -updates/-security) from this
     machine's /etc/apt/sources.list and sources.list.d (both formats)."""
-    etc = Path("/etc/apt")
     files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*"))]
     lines: list[str] = []
     for path in files:
