@@ -66,15 +66,40 @@ def test_missing_qemu_names_the_packages_to_install(tmp_path, monkeypatch):
     assert "apt-get install mmdebstrap qemu-utils qemu-system-x86" in message
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="preflight asks for root before the disk")
-def test_too_little_space_says_how_much(tmp_path, monkeypatch):
+def fake_tools(tmp_path, monkeypatch) -> None:
+    """Every tool preflight looks for, on PATH, doing nothing; root as far as it asks."""
     bin_dir = tmp_path / "bin"
     for name in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mke2fs"):
         write(bin_dir / name, "#!/bin/sh\n").chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(host.os, "geteuid", lambda: 0)
+
+
+def test_too_little_space_says_how_much(tmp_path, monkeypatch):
+    fake_tools(tmp_path, monkeypatch)
     monkeypatch.setattr(host, "MIN_FREE_GB", 10**9)
     with pytest.raises(SystemExit, match=r"only [\d.]+ GB free under .*; needs 1000000000 GB"):
         host.preflight("amd64", tmp_path / "cache")
+
+
+def test_stale_images_go_before_free_space_is_judged(tmp_path, monkeypatch):
+    """Old images are what fills the cache: they are pruned first, so a full cache
+    heals itself rather than stopping every run at the space check."""
+    fake_tools(tmp_path, monkeypatch)
+    cache = tmp_path / "cache"
+    stale = write(cache / "image-amd64-old" / "base.qcow2", "x" * 4096).parent
+    old = time.time() - host.STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    real_usage = host.shutil.disk_usage
+
+    def usage(path):  # "full" while the stale image is there
+        free = 10 * 2**30 if not stale.exists() else 2**30
+        return real_usage(path)._replace(free=free)
+
+    monkeypatch.setattr(host.shutil, "disk_usage", usage)
+    with pytest.raises(SystemExit, match="no virtio-9p device"):  # past the space check
+        host.preflight("amd64", cache, [cache / "image-amd64-new"])
+    assert not stale.exists()
 
 
 def test_a_fake_kvm_is_not_taken_for_a_hardware_one(monkeypatch):
@@ -100,11 +125,18 @@ def test_prune_deletes_only_stale_entries_of_its_own_arch(tmp_path):
             "wheels-amd64-stale",
             "image-amd64-recent",
             "image-arm64-stale",
+            "vmtest-amd64-failedlongago",
+            "vmtest-amd64-failedtoday",
         )
     }
     for path in entries.values():
         write(path / "base.qcow2", "x")
-    for name in ("image-amd64-current", "image-amd64-stale", "wheels-amd64-stale"):
+    for name in (
+        "image-amd64-current",
+        "image-amd64-stale",
+        "wheels-amd64-stale",
+        "vmtest-amd64-failedlongago",
+    ):
         os.utime(entries[name], (old, old))
     os.utime(entries["image-arm64-stale"], (old, old))
     in_use = [entries["image-amd64-current"], entries["wheels-amd64-current"]]
@@ -116,6 +148,7 @@ def test_prune_deletes_only_stale_entries_of_its_own_arch(tmp_path):
         "image-amd64-current",
         "image-amd64-recent",
         "image-arm64-stale",
+        "vmtest-amd64-failedtoday",
         "wheels-amd64-current",
     ]
     assert "image-amd64-stale" in said and "wheels-amd64-stale" in said

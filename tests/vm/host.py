@@ -32,9 +32,9 @@ ARCHES = {
 }
 MIN_FREE_GB = 8
 # Per boot: the first one installs and runs every check up to the power cut. Sized for
-# CI's 90 minutes (the main suite takes about 10 of them): a run that passes takes 15
-# minutes here, one on a 2-core machine shared with four test suites took 37; past
-# these the run is reported as failed with the serial log's tail, never left hanging.
+# CI's 90 minutes (the main suite takes about 10 of them): passing runs took 15 to 22
+# minutes here, one on a 2-core machine shared with four test suites 37; past these
+# the run is reported as failed with the serial log's tail, never left hanging.
 BOOT_LIMITS = {"amd64": (2700, 900), "arm64": (14400, 3600)}
 # Cached images and wheels carry the key of what built them, so an edit to the package
 # list or to pyproject.toml leaves the old ones behind: entries of any key that no run
@@ -74,7 +74,9 @@ def die(message: str) -> None:
     raise SystemExit(f"vmtest: {message}")
 
 
-def preflight(arch: str, cache: Path) -> str:
+def preflight(arch: str, cache: Path, in_use: list[Path] | None = None) -> str:
+    """Every tool, root, then the stale cache pruned before free space is judged (old
+    images are what fills it), then qemu's 9p; a clear message for the first missing."""
     qemu = ARCHES[arch]["qemu"]
     needed = [qemu, "qemu-img", "mmdebstrap", "mke2fs"]
     missing = [c for c in needed if shutil.which(c) is None]
@@ -87,6 +89,7 @@ def preflight(arch: str, cache: Path) -> str:
     if os.geteuid() != 0:
         die("must run as root (mmdebstrap's chroot, mke2fs -d of a root file system)")
     cache.mkdir(parents=True, exist_ok=True)
+    pruned = prune(cache, arch, in_use or [])
     free = shutil.disk_usage(cache).free / 2**30
     if free < MIN_FREE_GB:
         die(f"only {free:.1f} GB free under {cache}; needs {MIN_FREE_GB} GB")
@@ -97,7 +100,7 @@ def preflight(arch: str, cache: Path) -> str:
         die(f"{qemu} has no virtio-9p device: no way to share files with the VM")
     if arch == "arm64":
         foreign_arch_ready()
-    return f"{qemu}, {free:.0f} GB free in {cache}, 9p ok"
+    return f"{qemu}, {free:.0f} GB free in {cache}, 9p ok" + (f"; {pruned}" if pruned else "")
 
 
 def foreign_arch_ready() -> None:
@@ -140,21 +143,22 @@ def hardware_kvm() -> bool:
 
 
 def prune(cache: Path, arch: str, in_use: list[Path]) -> str:
-    """Touch what this run uses, delete this arch's images and wheels that no run has
-    used for STALE_AFTER_S (another checkout's key may still be in use: only age
-    decides). A kept or failed run's work dir, and a build killed half-way (its root
-    may still have /proc and /dev mounted in it), are the operator's to delete."""
+    """Touch what this run uses, delete this arch's images, wheels and kept or failed
+    runs' work dirs that nothing has used for STALE_AFTER_S (another checkout's key may
+    still be in use: only age decides). A build killed half-way is left to the operator:
+    its root may still have /proc and /dev mounted in it."""
     now = time.time()
     for path in in_use:
         if path.exists():
             os.utime(path, (now, now))
     gone = []
-    for old in [*cache.glob(f"image-{arch}-*"), *cache.glob(f"wheels-{arch}-*")]:
+    entries = [cache.glob(f"{kind}-{arch}-*") for kind in ("image", "wheels", "vmtest")]
+    for old in [path for found in entries for path in found]:
         if old in in_use or not old.is_dir() or now - old.stat().st_mtime < STALE_AFTER_S:
             continue
         shutil.rmtree(old, ignore_errors=True)
         gone.append(old.name)
-    return f"deleted {', '.join(gone)} (unused for {STALE_AFTER_S // 86400} days)" if gone else ""
+    return f"deleted {', '.join(gone)}: unused for {STALE_AFTER_S // 86400} days" if gone else ""
 
 
 def requirements() -> list[str]:
@@ -292,9 +296,10 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "puccicam-vmtest"
     steps = Steps()
-    steps.run("host: qemu, mmdebstrap, disk space, 9p", lambda: preflight(args.arch, cache))
-    log = cache / f"build-{args.arch}.log"
     image = Image(cache, args.arch)
+    in_use = [image.dir, wheel_dir(args.arch, cache)]
+    steps.run("host: qemu, mmdebstrap, disk space, 9p", lambda: preflight(args.arch, cache, in_use))
+    log = cache / f"build-{args.arch}.log"
 
     def build() -> str:
         if image.ready() and not args.rebuild:
@@ -305,9 +310,6 @@ def main() -> None:
 
     steps.run(f"image: Debian 12 {args.arch} with v4l2loopback for the guest kernel", build)
     steps.run(f"wheels for {args.arch} (no source builds)", lambda: wheels(args.arch, cache, log))
-    pruned = prune(cache, args.arch, [image.dir, wheel_dir(args.arch, cache)])
-    if pruned:
-        print(f"vmtest: cache: {pruned}", flush=True)
     work = Path(tempfile.mkdtemp(prefix=f"vmtest-{args.arch}-", dir=cache))
     run = Run(args.arch, image, wheel_dir(args.arch, cache), work, steps)
     try:

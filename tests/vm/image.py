@@ -95,7 +95,7 @@ def apt_sources(suite: str = SUITE, etc: Path = Path("/etc/apt")) -> list[str]:
             lines += _one_line(text, suite)
     unique = list(dict.fromkeys(lines))
     if not unique:
-        raise SystemExit(f"vmtest: no apt source for Debian {suite} in /etc/apt: cannot build")
+        raise SystemExit(f"vmtest: no apt source for Debian {suite} in {etc}: cannot build")
     return unique
 
 
